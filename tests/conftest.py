@@ -1,0 +1,31 @@
+"""Test-session settings: offline, no writes to the home folder, deliberate thread count.
+
+These run before any test module imports torch, fastai or transformers, so the libraries read them.
+"""
+import os, tempfile
+from pathlib import Path
+import pytest
+
+_TMP = Path(tempfile.mkdtemp(prefix='nlpbook_ch_tests_'))
+# Download-capable libraries are switched offline, so no test can wait on a network retry loop.
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+os.environ.setdefault('NLPBOOK_OFFLINE', '1')
+# fastai, Hugging Face and the package write their caches into the session's temp folder.
+os.environ.setdefault('FASTAI_HOME', str(_TMP/'fastai'))
+os.environ.setdefault('HF_HOME', str(_TMP/'hf'))
+os.environ.setdefault('NLPBOOK_CACHE', str(_TMP/'nlpbook_cache'))
+os.environ.setdefault('MPLBACKEND', 'Agg')
+# The notebooks run one after another in this process: let torch use the machine's cores, but only
+# as many threads as there are cores (over-subscription slowed a small notebook about 10x here).
+os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()))
+os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+
+def pytest_addoption(parser):
+    parser.addoption('--nb-flags', default='', help='space-separated notebook test flags to run as well (e.g. "slow cuda online")')
+
+@pytest.fixture(scope='session')
+def nb_flags(request): return request.config.getoption('--nb-flags').split()
+
+@pytest.fixture(scope='session')
+def tmp_root(): return _TMP

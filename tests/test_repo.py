@@ -1,0 +1,30 @@
+"""Checks on the repository itself: README in step with index.ipynb, library in step with the notebooks."""
+import configparser, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tools'))
+import make_readme
+
+def test_readme_matches_index_notebook():
+    assert (ROOT/'README.md').read_text(encoding='utf-8') == make_readme.render(), \
+        'README.md and nbs/index.ipynb differ: run `python tools/make_readme.py`'
+
+def test_readme_names_the_test_command_that_ci_runs():
+    readme, ci = (ROOT/'README.md').read_text(), (ROOT/'.ci'/'run').read_text()
+    assert '```sh\npytest\n```' in readme and '\npytest' in ci
+
+def test_settings_declare_test_flags_and_bounds():
+    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    d = cfg['DEFAULT']
+    assert set(d['tst_flags'].split()) >= {'slow', 'cuda', 'online'}
+    assert 'fastcore>=1.8,<2' in d['requirements'].split() and 'plum-dispatch<2.10' in d['requirements'].split()
+
+def test_library_is_exported_from_notebooks(tmp_path):
+    "nbdev_export on a copy of the tree changes no file in nlpbook_ch/."
+    import shutil
+    for p in ('nbs', 'nlpbook_ch'): shutil.copytree(ROOT/p, tmp_path/p, ignore=shutil.ignore_patterns('__pycache__', '_work'))
+    shutil.copy(ROOT/'settings.ini', tmp_path/'settings.ini')
+    subprocess.run([sys.executable, '-c', 'from nbdev.doclinks import nbdev_export; nbdev_export()'], cwd=tmp_path, check=True)
+    for f in (ROOT/'nlpbook_ch').glob('*.py'):
+        assert (tmp_path/'nlpbook_ch'/f.name).read_text() == f.read_text(), f'{f.name} is out of date: run nbdev_export'
