@@ -6,13 +6,13 @@
 __all__ = ['GPT2_NAMES', 'ModelLoadError', 'ModelNotFoundError', 'load_tokenizer', 'load_model', 'tiny_gpt2', 'encode_prompt',
            'next_token_table', 'plot_next_tokens', 'complete']
 
-# %% ../nbs/03_gpt2.ipynb #e5964b41
+# %% ../nbs/03_gpt2.ipynb #6b76cecd
 import os, re, json, shutil, warnings, contextlib
 from pathlib import Path
 from .core import get_device, is_online, offline_forced, atomic_dir, cache_dir, set_seed
 from .data import find_data, DataNotFoundError
 
-# %% ../nbs/03_gpt2.ipynb #7f8baecc
+# %% ../nbs/03_gpt2.ipynb #cc877875
 class ModelLoadError(OSError):
     "A model or tokenizer folder exists but could not be loaded from it."
 
@@ -35,7 +35,7 @@ def _is_repo_id(name):
 
 def _first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
-# %% ../nbs/03_gpt2.ipynb #50f4b986
+# %% ../nbs/03_gpt2.ipynb #dc615fea
 def _hub_cache(cache_dir=None):
     "The Hugging Face cache folder `from_pretrained` reads: `cache_dir` if given, else `$HF_HOME/hub`."
     if cache_dir is not None: return Path(cache_dir)
@@ -85,7 +85,7 @@ def _load(what, load, name, check=None, fallback=None, cache_dir=None):
         f"`.from_pretrained({name!r}).save_pretrained(folder)` for both the model and the tokenizer; "
         "or set HF_HOME to a Hugging Face cache that holds it; or run once with internet access."]))
 
-# %% ../nbs/03_gpt2.ipynb #073f7dcc
+# %% ../nbs/03_gpt2.ipynb #3b71bc05
 def _check_tokenizer(tok):
     "Refuse a tokenizer with no vocabulary (transformers may return one instead of raising)."
     if not getattr(tok, 'vocab_size', 0) or not tok.encode('hello world'):
@@ -98,7 +98,7 @@ def load_tokenizer(name_or_path='gpt2', cls=None, cache_dir=None):
     fallback = (lambda: find_data('gpt2_tokenizer', download=False)) if name in GPT2_NAMES else None
     return _load('tokenizer', cls.from_pretrained, name, check=_check_tokenizer, fallback=fallback, cache_dir=cache_dir)
 
-# %% ../nbs/03_gpt2.ipynb #eb09ce1c
+# %% ../nbs/03_gpt2.ipynb #f28cc9b8
 _DTYPES = {'float32': 'float32', 'fp32': 'float32', 'float': 'float32', 'float16': 'float16', 'fp16': 'float16',
            'half': 'float16', 'bfloat16': 'bfloat16', 'bf16': 'bfloat16'}
 
@@ -124,7 +124,7 @@ def load_model(name_or_path='gpt2', device=None, dtype=None, cls=None, cache_dir
     model = _load('model', lambda src, **kw: cls.from_pretrained(src, dtype=dtype, **kw), name, cache_dir=cache_dir)
     return model.to(device).eval()
 
-# %% ../nbs/03_gpt2.ipynb #f0f5840b
+# %% ../nbs/03_gpt2.ipynb #99f1225e
 _TOKENIZER_FILES = ('vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json')
 
 def tiny_gpt2(path=None, n_layer=2, n_embd=64, n_head=2, seed=0) -> Path:
@@ -152,7 +152,7 @@ def tiny_gpt2(path=None, n_layer=2, n_embd=64, n_head=2, seed=0) -> Path:
             if (tok_dir/f).exists(): shutil.copy(tok_dir/f, tmp/f)
     return path
 
-# %% ../nbs/03_gpt2.ipynb #6ae3f9d9
+# %% ../nbs/03_gpt2.ipynb #739aeea0
 def _check_prompt(prompt):
     if not isinstance(prompt, str): raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
     if not prompt.strip(): raise ValueError("prompt is empty (or only whitespace); give the model some text to continue")
@@ -168,7 +168,7 @@ def encode_prompt(tokenizer, prompt, strip=True, return_tensors='pt'):
     import torch
     return torch.tensor([ids])
 
-# %% ../nbs/03_gpt2.ipynb #ead33989
+# %% ../nbs/03_gpt2.ipynb #767c6291
 @contextlib.contextmanager
 def _inference(model):
     "Eval mode and no gradients for the duration; the model's previous mode is restored afterwards."
@@ -204,7 +204,7 @@ def plot_next_tokens(table, ax=None, title=None):
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/03_gpt2.ipynb #cd43e63c
+# %% ../nbs/03_gpt2.ipynb #6490b6a8
 def complete(model, tokenizer, prompt, n_tokens=20, do_sample=False, temperature=1.0, top_k=None, seed=None,
              strip=True, return_ids=False):
     "`prompt` followed by exactly `n_tokens` generated tokens (greedy unless `do_sample`); with `return_ids` also the new ids."
