@@ -24,6 +24,12 @@ os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 def pytest_addoption(parser):
     parser.addoption('--nb-flags', default='', help='space-separated notebook test flags to run as well (e.g. "slow cuda online")')
 
+def pytest_configure(config):
+    # Cells flagged `online` need the network: when they are asked for, lift the offline switches
+    # (this runs before test modules import huggingface_hub, which reads HF_HUB_OFFLINE at import).
+    if 'online' in config.getoption('--nb-flags').split():
+        for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'NLPBOOK_OFFLINE'): os.environ[k] = '0'
+
 @pytest.fixture(scope='session')
 def nb_flags(request): return request.config.getoption('--nb-flags').split()
 

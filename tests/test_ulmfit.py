@@ -1,0 +1,86 @@
+"""Fast checks of nlpbook_ch.ulmfit on a tiny slice of the real IMDB subset (the notebook runs the full quick mode)."""
+import math, warnings
+from pathlib import Path
+import pytest, torch
+from fastai.callback.fp16 import MixedPrecision
+from nlpbook_ch.data import imdb_workdir
+from nlpbook_ch import ulmfit as U
+
+TINY = dict(arch=dict(emb_sz=16, n_hid=32, n_layers=2), max_vocab=600, lm_bs=8, lm_seq_len=24, clf_bs=8,
+            lm_unfrozen=(1, 1e-2), stages=((-1, 1, 2e-2), (None, 1, 1e-3)))
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    "A 40-review working copy, its language model (trained one epoch) and the config."
+    cfg = U.ulmfit_config('quick', **TINY)
+    path = imdb_workdir(n_per_label=10, n_unsup=20, dest=tmp_path_factory.mktemp('imdb')/'imdb')
+    U.tokenize_imdb(path)
+    dls_lm = U.lm_dataloaders(path, cfg)
+    learn = U.make_lm_learner(dls_lm, cfg)
+    before = U.lm_metrics(learn)
+    learn.fit_one_cycle(3, 2e-2)
+    return dict(cfg=cfg, path=path, dls_lm=dls_lm, lm=learn, before=before, after=U.lm_metrics(learn))
+
+def test_lm_perplexity_falls(tiny):
+    assert tiny['after']['perplexity'] < 0.5 * tiny['before']['perplexity']
+    assert math.isclose(tiny['after']['perplexity'], math.exp(tiny['after']['valid_loss']), rel_tol=1e-3)
+
+def test_tokenize_is_atomic_and_reused(tiny):
+    tok = tiny['path'].parent/f"{tiny['path'].name}_tok"
+    assert (tok/'counter.pkl').exists()
+    assert not [p for p in tok.parent.iterdir() if p.name.endswith('.tmp')]
+    assert U.tokenize_imdb(tiny['path']) == tok
+
+def test_generate_returns_prompt_then_n_words(tiny):
+    toks = U.generate(tiny['lm'], 'This film was', 7, decode=False, seed=0)[0].split()
+    prompt = U.generate(tiny['lm'], 'This film was', 1, decode=False, seed=0)[0].split()[:-1]
+    assert len(toks) == len(prompt) + 7 and toks[:len(prompt)] == prompt
+    with pytest.raises(TypeError): U.generate(tiny['lm'], None)
+
+def test_checkpoints_atomic_missing_and_corrupt(tiny):
+    learn = tiny['lm']
+    f = U.save_checkpoint(learn, 'ck')
+    assert f.exists() and not list(f.parent.glob('*.tmp'))
+    U.load_checkpoint(learn, 'ck')
+    with pytest.raises(FileNotFoundError, match='No checkpoint at .*missing.pth'): U.load_checkpoint(learn, 'missing')
+    (f.parent/'bad.pth').write_bytes(b'not a checkpoint')
+    with pytest.raises(U.CheckpointError, match='bad.pth'): U.load_checkpoint(learn, 'bad')
+    with pytest.raises(ValueError): U.save_checkpoint(learn, '')
+
+def test_classifier_on_encoder_predict_and_fp16_path(tiny):
+    cfg, learn = tiny['cfg'], tiny['lm']
+    U.save_encoder(learn, 'enc')
+    dls = U.clf_dataloaders(tiny['path'], cfg, text_vocab=tiny['dls_lm'].vocab)
+    clf = U.make_classifier(dls, cfg, path=tiny['path'])
+    with pytest.raises(FileNotFoundError, match='No encoder'): U.load_encoder(clf, 'nope')
+    (Path(tiny['path'])/'models'/'bad_enc.pth').write_bytes(b'\x00' * 10)
+    with pytest.raises(U.CheckpointError, match='bad_enc.pth'): U.load_encoder(clf, 'bad_enc')
+    U.load_encoder(clf, 'enc')
+    table = U.gradual_unfreeze(clf, cfg.stages, cfg.lr_factor)
+    assert list(table.index) == [1, 2] and {'accuracy', 'valid_loss', 'seconds'} <= set(table.columns)
+    assert table.loc[2, 'lr_low'] == pytest.approx(1e-3 / 2.6**4)
+    label, idx, probs = U.predict_text(clf, 'A fine film.')
+    assert label in ('neg', 'pos') and dls.vocab[1][idx] == label
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        clf.to_fp16(); clf.model.half()
+    label2, _, probs2 = U.predict_text(clf, 'A fine film.')
+    assert not any(isinstance(cb, MixedPrecision) for cb in clf.cbs)
+    assert all(p.dtype == torch.float32 for p in clf.model.parameters())
+    assert torch.allclose(probs2, probs, atol=1e-2)
+    for bad, err in (('', ValueError), ('   ', ValueError), (None, TypeError), (3.5, TypeError)):
+        with pytest.raises(err): U.predict_text(clf, bad)
+    assert len(U.results_table(clf, n=4)) == 4
+
+def test_full_config_is_the_chapters():
+    cfg = U.ulmfit_config('full')
+    assert cfg.stages == ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
+    assert cfg.pretrained and cfg.arch == {} and cfg.lm_unfrozen == (10, 1e-3) and cfg.lr_factor == 2.6**4
+    assert cfg.drop_mult == 0.5 and cfg.wd == 0.1
+
+def test_full_mode_offline_without_weights_says_where_to_put_them(monkeypatch, tmp_path):
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path))
+    monkeypatch.setenv('NLPBOOK_OFFLINE', '1')
+    with pytest.raises(U.PretrainedWeightsUnavailable, match='wt103-fwd'): U.want_pretrained(U.ulmfit_config('full'))
+    assert not (tmp_path/'archive').exists()   # no lock files left behind
