@@ -10,7 +10,7 @@ __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'GB_PE
            'make_lm_learner', 'lm_metrics', 'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint',
            'save_encoder', 'load_encoder', 'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages']
 
-# %% ../nbs/02_ulmfit.ipynb #c6ef66db
+# %% ../nbs/02_ulmfit.ipynb #598574c0
 import gc, math, os, time, warnings
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
@@ -23,7 +23,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
 
-# %% ../nbs/02_ulmfit.ipynb #d5b74650
+# %% ../nbs/02_ulmfit.ipynb #050ba9b0
 CHAPTER_STAGES = ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
 "The chapter's gradual-unfreezing schedule: (freeze_to, epochs, top learning rate); None = unfreeze all."
 
@@ -76,7 +76,7 @@ def ulmfit_config(mode=None, **overrides) -> ULMFiTConfig:
     if bad: raise TypeError(f"Unknown ULMFiTConfig field(s): {sorted(bad)}")
     return replace(base, **overrides)
 
-# %% ../nbs/02_ulmfit.ipynb #ad9dd860
+# %% ../nbs/02_ulmfit.ipynb #e932e32a
 GB_PER_ITEM = {'lm': 0.06, 'clf': 0.12}
 "Rough GPU memory per batch item for the full-size AWD-LSTM (fp16, 60k vocabulary, 72-token BPTT)."
 
@@ -97,7 +97,7 @@ def free_memory():
     gc.collect()
     if has_cuda(): torch.cuda.empty_cache()
 
-# %% ../nbs/02_ulmfit.ipynb #804dd712
+# %% ../nbs/02_ulmfit.ipynb #adace28d
 def tokenize_imdb(path) -> Path:
     "Tokenise every review under `path` into `<path>_tok` atomically (fastai reuses that folder)."
     from fastai.text.core import tokenize_files
@@ -120,7 +120,7 @@ def imdb_paths(cfg:ULMFiTConfig, path=None):
     for p in {clf, lm}: tokenize_imdb(p)
     return clf, lm
 
-# %% ../nbs/02_ulmfit.ipynb #d6353886
+# %% ../nbs/02_ulmfit.ipynb #2faee719
 def _loader_kwargs(): return dict(num_workers=0) if not has_cuda() else {}
 
 def clf_dataloaders(path, cfg:ULMFiTConfig, text_vocab=None, bs=None):
@@ -129,7 +129,7 @@ def clf_dataloaders(path, cfg:ULMFiTConfig, text_vocab=None, bs=None):
     return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len,
                                        bs=pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **_loader_kwargs())
 
-# %% ../nbs/02_ulmfit.ipynb #2b30130f
+# %% ../nbs/02_ulmfit.ipynb #12a57651
 SPECIAL_TOKENS = {
     BOS: 'beginning of a text',
     TK_MAJ: 'the next word was capitalised',
@@ -160,7 +160,7 @@ def special_tokens_table(dls, n_texts=300, width=3) -> pd.DataFrame:
     return pd.DataFrame([dict(token=t, meaning=m, example=examples.get(t, '(not found in these texts)'))
                          for t, m in SPECIAL_TOKENS.items()])
 
-# %% ../nbs/02_ulmfit.ipynb #762c5f10
+# %% ../nbs/02_ulmfit.ipynb #2867c137
 class PretrainedWeightsUnavailable(FileNotFoundError):
     "The WikiText-103 AWD-LSTM weights are neither cached nor downloadable."
 
@@ -186,7 +186,7 @@ def make_classifier(dls, cfg:ULMFiTConfig, path=None):
                                     pretrained=want_pretrained(cfg), seq_len=cfg.seq_len, path=path or dls.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #64883efd
+# %% ../nbs/02_ulmfit.ipynb #01bd6bc2
 def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     "Texts of the first validation batch with their actual label, predicted label and its probability."
     b = learn.dls.valid.one_batch()
@@ -198,7 +198,7 @@ def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     return pd.DataFrame(dict(text=[t[:width] for t in texts[:k]], actual=[vocab[i] for i in targs[:k]],
                              predicted=[vocab[i] for i in pred], probability=probs[:k].max(1).values.numpy().round(3)))
 
-# %% ../nbs/02_ulmfit.ipynb #2de239c8
+# %% ../nbs/02_ulmfit.ipynb #dd1e89e1
 def check_text(text) -> str:
     "Return `text` if it is a non-empty string, else raise a clear `TypeError`/`ValueError`."
     if not isinstance(text, str): raise TypeError(f"Expected a string of text, got {type(text).__name__}")
@@ -213,17 +213,18 @@ def ensure_fp32(learn):
 
 def predict_text(learn, text):
     "`learn.predict(text)` in fp32 with input checks: (label, label index, class probabilities)."
-    label, idx, probs = ensure_fp32(learn).predict(check_text(text))
+    check_text(text)
+    with ensure_fp32(learn).no_bar(): label, idx, probs = learn.predict(text)
     return label, int(idx), probs
 
-# %% ../nbs/02_ulmfit.ipynb #28508c97
+# %% ../nbs/02_ulmfit.ipynb #fcbca555
 def clf_datablock(path, cfg:ULMFiTConfig, text_vocab=None) -> DataBlock:
     "The classifier's data as an explicit `DataBlock` (the same data as `clf_dataloaders`)."
     return DataBlock(blocks=(TextBlock.from_folder(path, vocab=text_vocab, seq_len=cfg.seq_len), CategoryBlock),
                      get_items=get_text_files, get_y=parent_label,
                      splitter=GrandparentSplitter(valid_name='test'))
 
-# %% ../nbs/02_ulmfit.ipynb #83595b61
+# %% ../nbs/02_ulmfit.ipynb #5ddea5e0
 def lm_dataloaders(path, cfg:ULMFiTConfig, bs=None):
     "Language-model DataLoaders over every review in `path` (unsup included), 10% held out."
     set_seed(cfg.seed)
@@ -239,13 +240,13 @@ def make_lm_learner(dls_lm, cfg:ULMFiTConfig):
                                    metrics=[accuracy, Perplexity()], wd=cfg.wd, path=dls_lm.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #ccb8508f
+# %% ../nbs/02_ulmfit.ipynb #695e9fd8
 def lm_metrics(learn) -> dict:
     "Validation loss, accuracy and perplexity of a language-model learner."
     loss, acc, ppl = learn.validate()
     return dict(valid_loss=float(loss), accuracy=float(acc), perplexity=float(ppl))
 
-# %% ../nbs/02_ulmfit.ipynb #05defd82
+# %% ../nbs/02_ulmfit.ipynb #7c87a9a9
 class CheckpointError(ValueError):
     "A checkpoint or encoder file exists but cannot be loaded."
 
@@ -273,7 +274,7 @@ def load_checkpoint(learn, name, **kwargs):
         raise CheckpointError(f"Could not load the checkpoint {file}: it is corrupt or was saved from a different "
                               f"model ({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #c616eeba
+# %% ../nbs/02_ulmfit.ipynb #8083ab07
 def save_encoder(learn, name) -> Path:
     "Like `learn.save_encoder(name)`, written atomically; returns the file."
     file = checkpoint_file(learn, name)
@@ -293,7 +294,7 @@ def load_encoder(learn, name, path=None):
                               f"model (vocabulary and AWD-LSTM config must be the language model's) "
                               f"({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #bea33d72
+# %% ../nbs/02_ulmfit.ipynb #868e127a
 def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:int=1, seed=None, decode=True):
     "`n_samples` continuations of `prompt` of `n_words` tokens each (decoded text, or the raw tokens)."
     check_text(prompt)
@@ -304,7 +305,7 @@ def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:in
     dec = {} if decode else dict(decoder=lambda toks: toks)
     return [learn.predict(prompt, n_words, temperature=temperature, no_bar=True, **dec) for _ in range(n_samples)]
 
-# %% ../nbs/02_ulmfit.ipynb #aae2c352
+# %% ../nbs/02_ulmfit.ipynb #129389db
 def stage_lr(lr, freeze_to, factor=2.6**4):
     "The learning rate for one stage: `lr` for the head alone, else `slice(lr/factor, lr)`."
     return lr if freeze_to == -1 else slice(lr / factor, lr)
@@ -330,7 +331,7 @@ def gradual_unfreeze(learn, stages=CHAPTER_STAGES, factor=2.6**4, save_as=None) 
     df.attrs['losses'] = hist
     return df
 
-# %% ../nbs/02_ulmfit.ipynb #63f99c4e
+# %% ../nbs/02_ulmfit.ipynb #7b923a54
 def plot_stages(stages:pd.DataFrame, chapter=CHAPTER_RESULTS['stage_accuracy'], axs=None):
     "Training loss across stages and validation accuracy per stage (with the chapter's for comparison)."
     import matplotlib.pyplot as plt
