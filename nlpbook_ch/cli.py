@@ -8,7 +8,7 @@ __all__ = ['FIGURES', 'COMMANDS', 'USER_ERRORS', 'stage_names', 'config_to_json'
            'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token', 'cmd_docs',
            'main', 'console']
 
-# %% ../nbs/04_cli.ipynb #626cdc9c
+# %% ../nbs/04_cli.ipynb #f538469c
 import json, os, sys, time, traceback, warnings
 # torch 2.14 warns about torch.jit.script, which fastai calls at import: noise for a command-line user
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -18,7 +18,7 @@ from fastcore.script import Param, anno_parser, call_parse
 from .core import atomic_path, get_mode
 from .data import find_data, DATASETS, DataNotFoundError, _repo_roots
 
-# %% ../nbs/04_cli.ipynb #c006a026
+# %% ../nbs/04_cli.ipynb #d313191f
 from .ulmfit import (ULMFiTConfig, ulmfit_config, imdb_paths, lm_dataloaders, make_lm_learner, lm_metrics,
     clf_dataloaders, make_classifier, save_checkpoint, load_checkpoint, save_encoder, load_encoder, gradual_unfreeze,
     ensure_fp32, free_memory, check_text, predict_text, generate, CheckpointError, CHAPTER_RESULTS)
@@ -50,7 +50,7 @@ def read_state(out) -> dict|None:
     try: return json.loads(f.read_text())
     except json.JSONDecodeError as e: raise CheckpointError(f"{f} is corrupt ({e}); remove it to start over") from e
 
-# %% ../nbs/04_cli.ipynb #f1a2516a
+# %% ../nbs/04_cli.ipynb #69f303f2
 def _export(learn, file):
     "`learn.export` to `file`, atomically and in fp32, for `load_learner`."
     ensure_fp32(learn)
@@ -127,7 +127,7 @@ def run_ulmfit(out, cfg:ULMFiTConfig|None=None, resume=False, stop_after=None, p
     del clf, dls; free_memory()
     return _report(out, cfg, state)
 
-# %% ../nbs/04_cli.ipynb #ae97acd5
+# %% ../nbs/04_cli.ipynb #9281858a
 def load_trained(model_dir, kind='classifier'):
     "The exported `classifier` or `lm` learner from a `run_ulmfit` output folder, with clear errors."
     from fastai.learner import load_learner
@@ -163,7 +163,7 @@ def classify(model_dir, texts) -> list:
         res.append((label, float(probs[idx]), t))
     return res
 
-# %% ../nbs/04_cli.ipynb #9aa39305
+# %% ../nbs/04_cli.ipynb #5bf13d15
 FIGURES = {
     '02_ulmfit': "dict(mode=cfg.mode, lm_perplexity_before=before['perplexity'], lm_perplexity=after['perplexity'], "
                  "quick_classifier_accuracy=quick_acc, stage_accuracy=[round(float(a), 4) for a in stages.accuracy])",
@@ -188,7 +188,9 @@ def run_notebook(nb_path, out_dir, timeout=3600) -> dict:
     nb = nbformat.read(nb_path, as_version=4)
     expr = FIGURES.get(Path(nb_path).stem)
     if expr: nb.cells.append(nbformat.v4.new_code_cell(f"import json as _j; print({_MARK!r} + _j.dumps({expr}, default=str))"))
-    NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute()
+    from jupyter_client.manager import KernelManager
+    km = KernelManager(kernel_name='python3', transport='ipc')   # local sockets: no open TCP ports, no warning
+    NotebookClient(nb, km=km, timeout=timeout, resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute()
     figs = {}
     if expr:
         cell = nb.cells.pop()
@@ -212,7 +214,7 @@ def run_chapter(out, mode=None, only=None, log=print) -> dict:
     _write_json(out/'figures.json', res)
     return res
 
-# %% ../nbs/04_cli.ipynb #7eeb19e7
+# %% ../nbs/04_cli.ipynb #b00c4bc1
 def _title(nb) -> str:
     for c in nb.cells:
         if c.cell_type == 'markdown':
@@ -248,7 +250,7 @@ def build_docs(out, executed=None) -> list:
         pages.append(out/_page_name(p))
     return pages
 
-# %% ../nbs/04_cli.ipynb #70743374
+# %% ../nbs/04_cli.ipynb #65d6625e
 def _fmt_table(df) -> str: return df.to_string(index=False)
 
 def cmd_data():
@@ -319,7 +321,7 @@ def cmd_docs(out:Param("folder for the HTML pages", str)='docs_html',
 COMMANDS = {'data': cmd_data, 'chapter': cmd_chapter, 'ulmfit': cmd_ulmfit, 'classify': cmd_classify,
             'generate': cmd_generate, 'next-token': cmd_next_token, 'docs': cmd_docs}
 
-# %% ../nbs/04_cli.ipynb #0bfd95cf
+# %% ../nbs/04_cli.ipynb #8fa25f2d
 USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, TypeError, CheckpointError, OSError)
 
 def _one_line(e) -> str:
@@ -358,6 +360,6 @@ def console():
     "The console-script wrapper: exit with `main`'s status."
     sys.exit(main())
 
-# %% ../nbs/04_cli.ipynb #414a3ae5
+# %% ../nbs/04_cli.ipynb #e50042c8
 import builtins
 if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'): console()   # `python -m nlpbook_ch.cli`

@@ -28,3 +28,19 @@ def test_library_is_exported_from_notebooks(tmp_path):
     subprocess.run([sys.executable, '-c', 'from nbdev.doclinks import nbdev_export; nbdev_export()'], cwd=tmp_path, check=True)
     for f in (ROOT/'nlpbook_ch').glob('*.py'):
         assert (tmp_path/'nlpbook_ch'/f.name).read_text() == f.read_text(), f'{f.name} is out of date: run nbdev_export'
+
+def test_docs_sidebar_lists_every_notebook_in_order():
+    import yaml
+    side = yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    nbs = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
+    assert side == ['index.ipynb'] + [n for n in nbs if n != 'index.ipynb']
+    assert 'sidebar.yml' in (ROOT/'nbs'/'_quarto.yml').read_text()
+
+def test_notebooks_are_clean(tmp_path):
+    "nbdev_clean on a copy of nbs/ changes nothing (no stray outputs metadata, execution counts)."
+    import shutil
+    shutil.copytree(ROOT/'nbs', tmp_path/'nbs', ignore=shutil.ignore_patterns('_work', '.ipynb_checkpoints'))
+    shutil.copy(ROOT/'settings.ini', tmp_path/'settings.ini')
+    subprocess.run([sys.executable, '-c', 'from nbdev.clean import nbdev_clean; nbdev_clean()'], cwd=tmp_path, check=True)
+    for nb in (ROOT/'nbs').glob('*.ipynb'):
+        assert (tmp_path/'nbs'/nb.name).read_text() == nb.read_text(), f'{nb.name} is not clean: run nbdev_clean'
