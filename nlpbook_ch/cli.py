@@ -4,21 +4,21 @@
 
 # %% auto #0
 __all__ = ['FIGURES', 'COMMANDS', 'USER_ERRORS', 'stage_names', 'config_to_json', 'config_from_json', 'read_state', 'run_ulmfit',
-           'load_trained', 'read_texts', 'classify', 'repo_notebooks', 'run_notebook', 'run_chapter', 'build_docs',
-           'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token', 'cmd_docs',
-           'main', 'console']
+           'load_trained', 'read_texts', 'classify', 'repo_notebooks', 'flags_to_skip', 'run_notebook', 'run_chapter',
+           'build_docs', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token',
+           'cmd_docs', 'main', 'console']
 
-# %% ../nbs/04_cli.ipynb #f538469c
+# %% ../nbs/04_cli.ipynb #c81df17f
 import json, os, sys, time, traceback, warnings
 # torch 2.14 warns about torch.jit.script, which fastai calls at import: noise for a command-line user
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from dataclasses import asdict
 from pathlib import Path
 from fastcore.script import Param, anno_parser, call_parse
-from .core import atomic_path, get_mode
+from .core import atomic_path, get_mode, has_cuda
 from .data import find_data, DATASETS, DataNotFoundError, _repo_roots
 
-# %% ../nbs/04_cli.ipynb #d313191f
+# %% ../nbs/04_cli.ipynb #069222fc
 from .ulmfit import (ULMFiTConfig, ulmfit_config, imdb_paths, lm_dataloaders, make_lm_learner, lm_metrics,
     clf_dataloaders, make_classifier, save_checkpoint, load_checkpoint, save_encoder, load_encoder, gradual_unfreeze,
     ensure_fp32, free_memory, check_text, predict_text, generate, CheckpointError, CHAPTER_RESULTS)
@@ -50,7 +50,7 @@ def read_state(out) -> dict|None:
     try: return json.loads(f.read_text())
     except json.JSONDecodeError as e: raise CheckpointError(f"{f} is corrupt ({e}); remove it to start over") from e
 
-# %% ../nbs/04_cli.ipynb #69f303f2
+# %% ../nbs/04_cli.ipynb #e643103a
 def _export(learn, file):
     "`learn.export` to `file`, atomically and in fp32, for `load_learner`."
     ensure_fp32(learn)
@@ -127,7 +127,7 @@ def run_ulmfit(out, cfg:ULMFiTConfig|None=None, resume=False, stop_after=None, p
     del clf, dls; free_memory()
     return _report(out, cfg, state)
 
-# %% ../nbs/04_cli.ipynb #9281858a
+# %% ../nbs/04_cli.ipynb #8b3ae740
 def load_trained(model_dir, kind='classifier'):
     "The exported `classifier` or `lm` learner from a `run_ulmfit` output folder, with clear errors."
     from fastai.learner import load_learner
@@ -163,7 +163,7 @@ def classify(model_dir, texts) -> list:
         res.append((label, float(probs[idx]), t))
     return res
 
-# %% ../nbs/04_cli.ipynb #5bf13d15
+# %% ../nbs/04_cli.ipynb #f3026a1f
 FIGURES = {
     '02_ulmfit': "dict(mode=cfg.mode, lm_perplexity_before=before['perplexity'], lm_perplexity=after['perplexity'], "
                  "quick_classifier_accuracy=quick_acc, stage_accuracy=[round(float(a), 4) for a in stages.accuracy])",
@@ -181,16 +181,25 @@ def repo_notebooks() -> list:
             return sorted(found, key=lambda p: p.name != 'index.ipynb')
     raise FileNotFoundError("The chapter notebooks (nbs/) were not found: run this command inside a clone of the repository")
 
-def run_notebook(nb_path, out_dir, timeout=3600) -> dict:
-    "Execute one notebook into `out_dir`; return the figures named in `FIGURES` (empty dict if none)."
+def flags_to_skip(mode) -> set:
+    "Test flags whose cells this machine cannot or should not run: `slow` always, `cuda` without a GPU, `online` offline."
+    from nlpbook_ch.core import has_cuda, is_online
+    return {'slow'} | ({'cuda'} if not has_cuda() else set()) | ({'online'} if not is_online() else set())
+
+def _cell_flags(cell) -> set:
+    return {l[3:].split()[0] for l in cell.source.splitlines() if l.startswith('#| ') and l[3:].split()}
+
+def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'online')) -> dict:
+    "Execute one notebook into `out_dir` (cells flagged with one of `skip` are not run); return its `FIGURES`."
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(nb_path, as_version=4)
+    for c in nb.cells:
+        if c.cell_type == 'code' and _cell_flags(c) & set(skip):
+            c.metadata.setdefault('tags', []).append('skip-execution')   # nbclient leaves these cells unexecuted
     expr = FIGURES.get(Path(nb_path).stem)
     if expr: nb.cells.append(nbformat.v4.new_code_cell(f"import json as _j; print({_MARK!r} + _j.dumps({expr}, default=str))"))
-    from jupyter_client.manager import KernelManager
-    km = KernelManager(kernel_name='python3', transport='ipc')   # local sockets: no open TCP ports, no warning
-    NotebookClient(nb, km=km, timeout=timeout, resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute()
+    NotebookClient(nb, kernel_name='python3', timeout=timeout, resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute()
     figs = {}
     if expr:
         cell = nb.cells.pop()
@@ -204,17 +213,19 @@ def run_chapter(out, mode=None, only=None, log=print) -> dict:
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     os.environ['NLPBOOK_MODE'] = get_mode(mode)
     nbs = [p for p in repo_notebooks() if not only or any(o in p.stem for o in only)]
+    skip = flags_to_skip(os.environ['NLPBOOK_MODE'])
+    log(f"cells flagged {', '.join(sorted(skip))} are not run on this machine")
     figs, times = {}, {}
     for p in nbs:
         t0 = time.time(); log(f'running {p.name} ...')
-        figs.update(run_notebook(p, out))
+        figs.update(run_notebook(p, out, skip=skip))
         times[p.stem] = round(time.time() - t0, 1)
         log(f'   {p.name}: {times[p.stem]}s')
     res = dict(mode=os.environ['NLPBOOK_MODE'], seconds=times, **figs)
     _write_json(out/'figures.json', res)
     return res
 
-# %% ../nbs/04_cli.ipynb #b00c4bc1
+# %% ../nbs/04_cli.ipynb #276431b0
 def _title(nb) -> str:
     for c in nb.cells:
         if c.cell_type == 'markdown':
@@ -250,7 +261,7 @@ def build_docs(out, executed=None) -> list:
         pages.append(out/_page_name(p))
     return pages
 
-# %% ../nbs/04_cli.ipynb #65d6625e
+# %% ../nbs/04_cli.ipynb #026ef7e7
 def _fmt_table(df) -> str: return df.to_string(index=False)
 
 def cmd_data():
@@ -321,7 +332,7 @@ def cmd_docs(out:Param("folder for the HTML pages", str)='docs_html',
 COMMANDS = {'data': cmd_data, 'chapter': cmd_chapter, 'ulmfit': cmd_ulmfit, 'classify': cmd_classify,
             'generate': cmd_generate, 'next-token': cmd_next_token, 'docs': cmd_docs}
 
-# %% ../nbs/04_cli.ipynb #8fa25f2d
+# %% ../nbs/04_cli.ipynb #e45f868a
 USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, TypeError, CheckpointError, OSError)
 
 def _one_line(e) -> str:
@@ -360,6 +371,6 @@ def console():
     "The console-script wrapper: exit with `main`'s status."
     sys.exit(main())
 
-# %% ../nbs/04_cli.ipynb #e50042c8
+# %% ../nbs/04_cli.ipynb #4af31ee4
 import builtins
 if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'): console()   # `python -m nlpbook_ch.cli`

@@ -5,8 +5,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = [shutil.which('nlpbook-ch')] if shutil.which('nlpbook-ch') else [sys.executable, '-m', 'nlpbook_ch.cli']
-TINY = dict(arch=dict(emb_sz=16, n_hid=32, n_layers=2), max_vocab=600, lm_bs=16, lm_seq_len=16, clf_bs=8,
-            n_per_label=10, lm_n_per_label=5, lm_n_unsup=10, lm_unfrozen=[1, 1e-2], stages=[[-1, 1, 2e-2], [None, 1, 1e-3]])
+from nlpbook_ch.ulmfit import TINY
 
 def cli(*args, env=None, cwd=ROOT, timeout=300):
     e = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))

@@ -6,8 +6,7 @@ from fastai.callback.fp16 import MixedPrecision
 from nlpbook_ch.data import imdb_workdir
 from nlpbook_ch import ulmfit as U
 
-TINY = dict(arch=dict(emb_sz=16, n_hid=32, n_layers=2), max_vocab=600, lm_bs=8, lm_seq_len=24, clf_bs=8,
-            lm_unfrozen=(1, 1e-2), stages=((-1, 1, 2e-2), (None, 1, 1e-3)))
+TINY = dict(U.TINY, lm_bs=8, lm_seq_len=24)   # a little more language-model data than the pipeline's TINY
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
