@@ -9,7 +9,7 @@ __all__ = ['LR_RULES', 'DIRECTIONS', 'world_size', 'rank', 'is_rank0', 'init_dis
            'valid_probs', 'ensemble_probs', 'accuracy_of', 'ensemble_report', 'train_direction', 'run_ulmfit',
            'parse_args', 'main']
 
-# %% ../nbs/05_scale.ipynb #07414b97
+# %% ../nbs/05_scale.ipynb #ce788a92
 import argparse, contextlib, json, os, time, warnings
 from dataclasses import replace, asdict
 from pathlib import Path
@@ -22,7 +22,7 @@ from .core import has_cuda, set_seed, is_online, atomic_path
 from .data import find_data
 from . import ulmfit as U
 
-# %% ../nbs/05_scale.ipynb #a529ac4c
+# %% ../nbs/05_scale.ipynb #62ba7184
 def world_size() -> int:
     "Number of processes taking part in training (1 when not launched by `accelerate launch`/`torchrun`)."
     return max(num_distrib(), 1)
@@ -53,7 +53,7 @@ def rank0_first(f, *args, **kwargs):
     if not is_rank0(): res = f(*args, **kwargs)
     return res
 
-# %% ../nbs/05_scale.ipynb #3aee7ff8
+# %% ../nbs/05_scale.ipynb #96c8213e
 LR_RULES = ('none', 'linear', 'sqrt')
 
 def scale_lr(lr, n:int|None=None, rule:str='none'):
@@ -70,13 +70,13 @@ def scaled_config(cfg:U.ULMFiTConfig, n:int|None=None, rule:str='none') -> U.ULM
                    lm_unfrozen=(cfg.lm_unfrozen[0], s(cfg.lm_unfrozen[1])),
                    stages=tuple((ft, ep, s(lr)) for ft, ep, lr in cfg.stages))
 
-# %% ../nbs/05_scale.ipynb #a4fe3d90
+# %% ../nbs/05_scale.ipynb #e472c522
 def per_device_config(cfg:U.ULMFiTConfig, lm_bs:int|None=None, clf_bs:int|None=None, free_gb:float|None=None) -> U.ULMFiTConfig:
     "`cfg` with batch sizes for this process's device: the given ones, else `pick_batch_size` on the current GPU."
     return replace(cfg, lm_bs=U.pick_batch_size(cfg.lm_bs, 'lm', lm_bs, free_gb=free_gb),
                    clf_bs=U.pick_batch_size(cfg.clf_bs, 'clf', clf_bs, free_gb=free_gb))
 
-# %% ../nbs/05_scale.ipynb #6c4c2492
+# %% ../nbs/05_scale.ipynb #49b11bf0
 import math
 from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.text.data import LMDataLoader
@@ -110,7 +110,7 @@ def distributed(learn, **kwargs):
             cb._wrap_dl = lambda dl: dl if isinstance(dl, DistributedDL) else ULMFiTDistributedDL(dl, device=cb.learn.model.device)
         yield learn
 
-# %% ../nbs/05_scale.ipynb #2041e9c3
+# %% ../nbs/05_scale.ipynb #94c1305e
 class WorkLog(Callback):
     "Counts the training batches and items this process ran (over every `fit`)."
     order = 100
@@ -123,7 +123,7 @@ def param_checksum(model) -> float:
     model = getattr(model, 'module', model)
     with torch.no_grad(): return float(sum(p.double().sum() for p in model.parameters()))
 
-# %% ../nbs/05_scale.ipynb #3053d9b0
+# %% ../nbs/05_scale.ipynb #be3976a9
 DIRECTIONS = ('fwd', 'bwd')
 
 def _check_dir(direction):
@@ -146,7 +146,7 @@ def clf_dataloaders_dir(path, cfg:U.ULMFiTConfig, text_vocab=None, direction='fw
     return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len, backwards=True,
                                        bs=U.pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **U._loader_kwargs())
 
-# %% ../nbs/05_scale.ipynb #18c5f674
+# %% ../nbs/05_scale.ipynb #b6c3b575
 def want_pretrained_dir(cfg:U.ULMFiTConfig, direction='fwd') -> bool:
     "`want_pretrained` for either direction (the backward weights live in `wt103-bwd`)."
     if not _check_dir(direction): return U.want_pretrained(cfg)
@@ -178,7 +178,7 @@ def classifier_dir(dls, cfg:U.ULMFiTConfig, direction='fwd', path=None):
                                     pretrained=want_pretrained_dir(cfg, 'bwd'), seq_len=cfg.seq_len, path=path or dls.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/05_scale.ipynb #9b79484b
+# %% ../nbs/05_scale.ipynb #0b23850d
 def valid_probs(learn, dl=None):
     "Class probabilities and targets over `dl` (default: the validation set), in dataset order, in this process only."
     dl = learn.dls.valid if dl is None else dl
@@ -199,7 +199,7 @@ def valid_probs(learn, dl=None):
     plain = lambda ts: torch.cat(ts)[order].as_subclass(torch.Tensor)   # not fastai's TensorCategory: loadable with weights_only
     return plain(probs), plain(targs)
 
-# %% ../nbs/05_scale.ipynb #d9043730
+# %% ../nbs/05_scale.ipynb #ba3ec7e5
 def ensemble_probs(*probs):
     "The mean of several classifiers' class-probability tables (same shape)."
     if len(probs) < 1: raise ValueError("ensemble_probs needs at least one probability table")
@@ -221,7 +221,7 @@ def ensemble_report(preds:dict) -> tuple:
     rows.append(dict(model='ensemble (' + ' + '.join(names) + ')', accuracy=accuracy_of(ens, targs)))
     return ens, targs, pd.DataFrame(rows).set_index('model')
 
-# %% ../nbs/05_scale.ipynb #cb67b413
+# %% ../nbs/05_scale.ipynb #66a73482
 def _lm_row(learn):
     names = learn.recorder.metric_names[1:-1]
     return {k: float(v) for k, v in zip(names, learn.recorder.values[-1])} if learn.recorder.values else {}
@@ -266,7 +266,7 @@ def train_direction(lm_path, clf_path, cfg:U.ULMFiTConfig, direction='fwd', out=
     res['learner'] = clf
     return res
 
-# %% ../nbs/05_scale.ipynb #ccca93fd
+# %% ../nbs/05_scale.ipynb #b59bde67
 def _prepare_data(cfg, path):
     if path is not None:
         path = Path(path)
@@ -305,7 +305,7 @@ def run_ulmfit(mode=None, path=None, out=None, directions=DIRECTIONS, lr_rule='n
     summary['learners'] = {d: r['learner'] for d, r in results.items()}
     return summary
 
-# %% ../nbs/05_scale.ipynb #5a2e0568
+# %% ../nbs/05_scale.ipynb #9f1de488
 def parse_args(argv=None):
     "The command-line options of `python -m nlpbook_ch.scale`."
     p = argparse.ArgumentParser(prog='python -m nlpbook_ch.scale',
@@ -336,6 +336,6 @@ def main(argv=None) -> dict:
         torch.distributed.destroy_process_group()
     return res
 
-# %% ../nbs/05_scale.ipynb #0a6ae27b
+# %% ../nbs/05_scale.ipynb #f5ee94e9
 #| eval: false
 if __name__ == '__main__': main()
