@@ -8,7 +8,7 @@ __all__ = ['FIGURES', 'COMMANDS', 'USER_ERRORS', 'stage_names', 'config_to_json'
            'build_docs', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token',
            'cmd_docs', 'main', 'console']
 
-# %% ../nbs/04_cli.ipynb #c81df17f
+# %% ../nbs/04_cli.ipynb #c91f5c9a
 import json, os, sys, time, traceback, warnings
 # torch 2.14 warns about torch.jit.script, which fastai calls at import: noise for a command-line user
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -18,7 +18,7 @@ from fastcore.script import Param, anno_parser, call_parse
 from .core import atomic_path, get_mode, has_cuda
 from .data import find_data, DATASETS, DataNotFoundError, _repo_roots
 
-# %% ../nbs/04_cli.ipynb #069222fc
+# %% ../nbs/04_cli.ipynb #2fd525df
 from .ulmfit import (ULMFiTConfig, ulmfit_config, imdb_paths, lm_dataloaders, make_lm_learner, lm_metrics,
     clf_dataloaders, make_classifier, save_checkpoint, load_checkpoint, save_encoder, load_encoder, gradual_unfreeze,
     ensure_fp32, free_memory, check_text, predict_text, generate, CheckpointError, CHAPTER_RESULTS)
@@ -50,7 +50,7 @@ def read_state(out) -> dict|None:
     try: return json.loads(f.read_text())
     except json.JSONDecodeError as e: raise CheckpointError(f"{f} is corrupt ({e}); remove it to start over") from e
 
-# %% ../nbs/04_cli.ipynb #e643103a
+# %% ../nbs/04_cli.ipynb #42381124
 def _export(learn, file):
     "`learn.export` to `file`, atomically and in fp32, for `load_learner`."
     ensure_fp32(learn)
@@ -127,7 +127,7 @@ def run_ulmfit(out, cfg:ULMFiTConfig|None=None, resume=False, stop_after=None, p
     del clf, dls; free_memory()
     return _report(out, cfg, state)
 
-# %% ../nbs/04_cli.ipynb #8b3ae740
+# %% ../nbs/04_cli.ipynb #d67e44ba
 def load_trained(model_dir, kind='classifier'):
     "The exported `classifier` or `lm` learner from a `run_ulmfit` output folder, with clear errors."
     from fastai.learner import load_learner
@@ -163,7 +163,7 @@ def classify(model_dir, texts) -> list:
         res.append((label, float(probs[idx]), t))
     return res
 
-# %% ../nbs/04_cli.ipynb #f3026a1f
+# %% ../nbs/04_cli.ipynb #9bf751a0
 FIGURES = {
     '02_ulmfit': "dict(mode=cfg.mode, lm_perplexity_before=before['perplexity'], lm_perplexity=after['perplexity'], "
                  "quick_classifier_accuracy=quick_acc, stage_accuracy=[round(float(a), 4) for a in stages.accuracy])",
@@ -182,14 +182,16 @@ def repo_notebooks() -> list:
     raise FileNotFoundError("The chapter notebooks (nbs/) were not found: run this command inside a clone of the repository")
 
 def flags_to_skip(mode) -> set:
-    "Test flags whose cells this machine cannot or should not run: `slow` always, `cuda` without a GPU, `online` offline."
+    "Test flags whose cells this machine cannot or should not run: `slow` always, `cuda` without a GPU, `multicuda` without two, `online` offline."
+    import torch
     from nlpbook_ch.core import has_cuda, is_online
-    return {'slow'} | ({'cuda'} if not has_cuda() else set()) | ({'online'} if not is_online() else set())
+    return ({'slow'} | ({'cuda'} if not has_cuda() else set()) | ({'multicuda'} if torch.cuda.device_count() < 2 else set())
+            | ({'online'} if not is_online() else set()))
 
 def _cell_flags(cell) -> set:
     return {l[3:].split()[0] for l in cell.source.splitlines() if l.startswith('#| ') and l[3:].split()}
 
-def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'online')) -> dict:
+def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'multicuda', 'online')) -> dict:
     "Execute one notebook into `out_dir` (cells flagged with one of `skip` are not run); return its `FIGURES`."
     import nbformat
     from nbclient import NotebookClient
@@ -225,7 +227,7 @@ def run_chapter(out, mode=None, only=None, log=print) -> dict:
     _write_json(out/'figures.json', res)
     return res
 
-# %% ../nbs/04_cli.ipynb #276431b0
+# %% ../nbs/04_cli.ipynb #a25fb4fc
 def _title(nb) -> str:
     for c in nb.cells:
         if c.cell_type == 'markdown':
@@ -261,7 +263,7 @@ def build_docs(out, executed=None) -> list:
         pages.append(out/_page_name(p))
     return pages
 
-# %% ../nbs/04_cli.ipynb #026ef7e7
+# %% ../nbs/04_cli.ipynb #8a7d514b
 def _fmt_table(df) -> str: return df.to_string(index=False)
 
 def cmd_data():
@@ -332,7 +334,7 @@ def cmd_docs(out:Param("folder for the HTML pages", str)='docs_html',
 COMMANDS = {'data': cmd_data, 'chapter': cmd_chapter, 'ulmfit': cmd_ulmfit, 'classify': cmd_classify,
             'generate': cmd_generate, 'next-token': cmd_next_token, 'docs': cmd_docs}
 
-# %% ../nbs/04_cli.ipynb #e45f868a
+# %% ../nbs/04_cli.ipynb #a576678d
 USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, TypeError, CheckpointError, OSError)
 
 def _one_line(e) -> str:
@@ -371,6 +373,6 @@ def console():
     "The console-script wrapper: exit with `main`'s status."
     sys.exit(main())
 
-# %% ../nbs/04_cli.ipynb #4af31ee4
+# %% ../nbs/04_cli.ipynb #9c9c398e
 import builtins
 if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'): console()   # `python -m nlpbook_ch.cli`

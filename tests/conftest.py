@@ -16,9 +16,10 @@ os.environ.setdefault('FASTAI_HOME', str(_TMP/'fastai'))
 os.environ.setdefault('HF_HOME', str(_TMP/'hf'))
 os.environ.setdefault('NLPBOOK_CACHE', str(_TMP/'nlpbook_cache'))
 os.environ.setdefault('MPLBACKEND', 'Agg')
-# The notebooks run one after another in this process: let torch use the machine's cores, but only
-# as many threads as there are cores (over-subscription slowed a small notebook about 10x here).
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()))
+# One torch/OpenMP thread per process. Measured on the 2-core test machine: with a second busy process on
+# the cores, 2 threads made a small fastai training run 3-35x slower (OpenMP threads spinning against each
+# other), while 1 thread costs at most a few tens of percent on an idle machine. Override with OMP_NUM_THREADS.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 
 def pytest_addoption(parser):
