@@ -97,34 +97,55 @@ def time_next_token_table(model, tokenizer, prompt:str=PROMPT, repeats:int=20, k
                 rows=len(table))
 
 def copy_bandwidth(mb:int=512, repeats:int=5) -> dict:
-    "Best-of-`repeats` torch copy of an `mb` MiB float32 tensor: GB/s counting bytes read + written, and read alone."
+    """Memory bandwidth with the current torch threads, best of `repeats` on an `mb` MiB float32 tensor (far above the L3 cache):
+    `copy_` (GB/s counting bytes read + written) and `sum` (GB/s read; the closer model of streaming weights)."""
     import torch
     n = mb * 2**20 // 4
     src, dst = torch.ones(n), torch.empty(n)
-    dst.copy_(src)
-    best = min(_timed(lambda: dst.copy_(src)) for _ in range(repeats))
+    dst.copy_(src); src.sum()
+    copy = min(_timed(lambda: dst.copy_(src)) for _ in range(repeats))
+    read = min(_timed(lambda: src.sum()) for _ in range(repeats))
     nbytes = n * 4
     del src, dst
-    return dict(mib=mb, seconds=best, copy_gbps=2 * nbytes / best / 1e9, read_gbps=nbytes / best / 1e9, threads=torch.get_num_threads())
+    return dict(mib=mb, copy_seconds=copy, copy_gbps=2 * nbytes / copy / 1e9, read_gbps=nbytes / read / 1e9,
+                threads=torch.get_num_threads())
 
 def _timed(f):
     t0 = time.perf_counter(); f(); return time.perf_counter() - t0
 
 # ---------------------------------------------------------------- the benchmark
-def run(lengths=(16, 64, 256), batches=(1, 8), repeats:int=3, naive_budget_s:float=240, quick=False, log=print) -> dict:
+def thread_probe(model, tokenizer, threads=(1, 2), n_tokens:int=16, rounds:int=2) -> list:
+    "tokens/s of a cached batch-1 generation with each torch thread count, alternating for `rounds` (best kept)."
+    import torch
+    before = torch.get_num_threads()
+    best = {}
+    try:
+        for _ in range(rounds):
+            for t in threads:
+                torch.set_num_threads(t)
+                r = time_generation(model, tokenizer, n_tokens, 1, 'cache')
+                best[t] = max(best.get(t, 0), r['tokens_per_s'])
+    finally: torch.set_num_threads(before)
+    return [dict(threads=t, tokens_per_s=v) for t, v in best.items()]
+
+def run(lengths=(16, 64, 256), batches=(1, 8), repeats:int=3, naive_budget_s:float=400, quick=False, threads:int|None=1,
+        log=print) -> dict:
     "Every (method, length, batch) case, next_token_table's overhead and the bandwidth bound. Returns raw results."
     import torch
-    info = C.machine_info()
     t_start = time.perf_counter()
     tok = load_gpt2_tokenizer()
     C.reset_peak_rss()
     base = C.current_rss()
     model = gpt2_small()
     wb = weight_bytes(model)
+    probe = thread_probe(model, tok, rounds=1 if quick else 2)
+    log('thread probe (16 tokens, batch 1, KV cache): ' + ', '.join(f"{p['threads']} thread(s) {p['tokens_per_s']:.1f} tok/s" for p in probe))
+    if threads: torch.set_num_threads(threads)
+    info = C.machine_info()
     info['model'] = f"random GPT-2 small, {n_params(model)/1e6:.1f}M parameters, {wb/2**20:.0f} MiB float32"
     log(info['model'])
     bw = copy_bandwidth(256 if quick else 512)
-    log(f"copy bandwidth {bw['copy_gbps']:.1f} GB/s (read+write), {bw['read_gbps']:.1f} GB/s read")
+    log(f"copy bandwidth {bw['copy_gbps']:.1f} GB/s (read+write), read (sum) {bw['read_gbps']:.1f} GB/s")
     cases = []
     # warm-up (first calls allocate and pick kernels)
     time_generation(model, tok, 4, 1, 'cache'); time_generation(model, tok, 4, 1, 'naive')
@@ -146,7 +167,7 @@ def run(lengths=(16, 64, 256), batches=(1, 8), repeats:int=3, naive_budget_s:flo
     log(f"next_token_table {ntt['table_ms']:.1f} ms vs bare forward {ntt['forward_ms']:.1f} ms (x{ntt['ratio']:.2f})")
     info['load_at_end'] = C.loadavg()
     info['total_seconds'] = round(time.perf_counter() - t_start, 1)
-    return dict(machine=info, weight_bytes=wb, params=n_params(model), rss_before_model_mb=(base or 0) / 2**20,
+    return dict(machine=info, weight_bytes=wb, params=n_params(model), rss_before_model_mb=(base or 0) / 2**20, thread_probe=probe,
                 bandwidth=bw, cases=cases, skipped=skipped, next_token_table=ntt,
                 memory_method="peak resident set size of this process per case: Linux VmHWM from /proc/self/status, "
                               "reset before each case by writing 5 to /proc/self/clear_refs (whole process: Python, "
@@ -211,13 +232,17 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
         "- Naive loop: `model(ids, use_cache=False)` on the whole sequence at every step, argmax, append.",
         f"- tokens/s = new tokens × batch / wall seconds (median of {max(c['repeats'] for c in res['cases']) if res['cases'] else 0} runs for "
         f"the cached methods, one run for the naive loop), prompt processing included.",
-        f"- Bandwidth bound: each decoding step must read every weight once ({res['weight_bytes']/2**20:.0f} MiB); the measured "
-        f"copy bandwidth is {bw['copy_gbps']:.1f} GB/s counting read+write ({bw['read_gbps']:.1f} GB/s of data read) for a "
-        f"{bw['mib']} MiB torch `copy_` with {bw['threads']} threads. Bound = batch × {bw['read_gbps']:.1f} GB/s / weight bytes "
+        f"- Bandwidth bound: each decoding step must read every weight once ({res['weight_bytes']/2**20:.0f} MiB, far above the "
+        f"L3 cache); measured with {bw['threads']} thread(s) on a {bw['mib']} MiB tensor: read bandwidth (torch `sum`) "
+        f"{bw['read_gbps']:.1f} GB/s, copy bandwidth (`copy_`, read+write counted) {bw['copy_gbps']:.1f} GB/s. "
+        f"Bound = batch × {bw['read_gbps']:.1f} GB/s / weight bytes "
         f"= {res['bandwidth']['read_gbps']*1e9/res['weight_bytes']:.1f} steps/s. It ignores compute (which dominates at batch 8 "
         f"and for the naive loop) and cache effects.",
         f"- Memory: {res['memory_method']}. RSS before building the model: {res['rss_before_model_mb']:.0f} MiB.",
-        "- Shared, noisy 2-core machine: compare ratios within this run only.", '',
+        f"- Shared, noisy 2-core machine: compare ratios within this run only. All cases ran with {m['torch_threads']} torch "
+        "thread(s) (`--threads`). A probe at the start of the run (best of its rounds, cached 16 tokens, batch 1): "
+        + ', '.join(f"{p['threads']} thread(s) {p['tokens_per_s']:.1f} tok/s" for p in res.get('thread_probe', []))
+        + " (with other work on the cores, a second OpenMP thread can make things slower, not faster).", '',
         '## Tokens per second', '', C.md_table(rows), '', *[f'- {s}' for s in skipped], '',
         '## `next_token_table` vs one bare forward pass', '',
         f"Median of {ntt['repeats']} alternating runs on the {PROMPT!r} prompt (k={ntt['k']}): bare forward "
@@ -232,12 +257,13 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true', help='16 new tokens only, no repeats: about a minute')
     p.add_argument('--lengths', type=int, nargs='+', help='new-token counts (default 16 64 256)')
     p.add_argument('--repeats', type=int, help='runs per cached case, median reported (default 3; --quick 1)')
-    p.add_argument('--naive-budget', type=float, default=240, help='skip a naive case estimated to take longer (s)')
+    p.add_argument('--naive-budget', type=float, default=400, help='skip a naive case estimated to take longer (s)')
+    p.add_argument('--threads', type=int, default=1, help='torch threads for the measured cases (default 1, see the probe)')
     p.add_argument('--out', type=Path, default=C.RESULTS)
     a = p.parse_args(argv)
     warnings.filterwarnings('ignore')
     lengths = a.lengths or ([16] if a.quick else [16, 64, 256])
-    res = run(lengths, (1, 8), a.repeats or (1 if a.quick else 3), a.naive_budget, quick=a.quick)
+    res = run(lengths, (1, 8), a.repeats or (1 if a.quick else 3), a.naive_budget, quick=a.quick, threads=a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
     stem = 'gpt2_inference_quick' if a.quick else 'gpt2_inference'
     cmd = 'python bench/gpt2_inference.py' + (' --quick' if a.quick else '')
