@@ -21,10 +21,11 @@ QUICK_NOTEBOOKS = ('index.ipynb', '00_core.ipynb', '01_data.ipynb')
 _MARK = '@@NB_RESULT@@'
 _CODE = f"""
 import sys, time, json
+from pathlib import Path
 t0 = time.perf_counter()
 from nbdev.test import test_nb
 t1 = time.perf_counter()
-ok, secs = test_nb(sys.argv[1], skip_flags=sys.argv[2].split(), showerr=True, basepath=sys.argv[3])
+ok, secs = test_nb(Path(sys.argv[1]), skip_flags=sys.argv[2].split(), showerr=True, basepath=sys.argv[3])
 print({_MARK!r} + json.dumps(dict(ok=ok, exec_s=secs, import_nbdev_s=t1 - t0)), flush=True)
 """
 
