@@ -274,7 +274,8 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
         f"- Times are wall-clock seconds per seed on a shared, noisy 2-core machine, with {m['torch_threads']} torch thread(s) "
         f"(`--threads`; with 2 threads and other work on the cores, OpenMP over-subscription made an epoch 3-15x slower in a probe): "
         f"compare ratios within this run only. "
-        f"'Classifier time' includes building the DataLoaders; (c)/(d) also need the LM, counted once per seed in 'LM time'.",
+        f"'Classifier time' is the learner's creation, encoder loading and training (DataLoaders are built before it); "
+        f"(c)/(d) also need the LM (its DataLoaders included), counted once per seed in 'LM time'.",
         '', '## Results', '', C.md_table(pub), '', lm_line, '', verdict(rows), '',
     ]
     if pcurve:
@@ -314,7 +315,14 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads (default 1: on this shared 2-core machine one thread was faster than two for the small AWD-LSTM)')
     p.add_argument('--out', type=Path, default=C.RESULTS, help='output folder (default bench/results)')
+    p.add_argument('--render', type=Path, metavar='JSON', help="re-render the markdown and plots of a saved run's .json; train nothing")
     a = p.parse_args(argv)
+    if a.render:
+        res = json.loads(a.render.read_text())
+        quick = a.render.stem.endswith('_quick')
+        (a.render.with_suffix('.md')).write_text(markdown(res, quick, 'python bench/ulmfit_ablation.py' + (' --quick' if quick else '')))
+        if not quick: plot(res, a.render.parent)
+        return res
     seeds = a.seeds or ([42] if a.quick else [42, 43, 44])
     sizes = a.sizes if a.sizes is not None else ([100] if a.quick else [50, 100, 250])
     warnings.filterwarnings('ignore')
