@@ -50,7 +50,7 @@ def time_notebook(nb, env:dict, skip_flags=SKIP_FLAGS, timeout:float=1800) -> di
     if not res['ok']: res['error_tail'] = (err or '')[-2000:]
     return res
 
-def run(nbs=None, cache=None, log=print) -> dict:
+def run(nbs=None, cache=None, timeout:float=1800, log=print) -> dict:
     "Time every notebook in `nbs` (default: all) with one shared cache folder (default: a fresh temporary one)."
     info = C.machine_info()
     nbs = nbs or notebooks()
@@ -60,7 +60,7 @@ def run(nbs=None, cache=None, log=print) -> dict:
     rows = []
     t_start = time.perf_counter()
     for nb in nbs:
-        r = time_notebook(nb, env)
+        r = time_notebook(nb, env, timeout=timeout)
         rows.append(r)
         log(f"{r['notebook']:18s} {'ok ' if r['ok'] else 'FAILED'} wall {r['wall_s']:6.1f}s  "
             f"test_nb {r['exec_s'] or 0:6.1f}s")
@@ -68,10 +68,12 @@ def run(nbs=None, cache=None, log=print) -> dict:
     info['load_at_end'] = C.loadavg()
     info['total_seconds'] = round(time.perf_counter() - t_start, 1)
     info['cache'] = f'fresh temporary folder ({cache})'
+    info['omp_num_threads'] = env.get('OMP_NUM_THREADS')
+    info['timeout_s'] = timeout
     return dict(machine=info, skip_flags=SKIP_FLAGS, notebooks=rows)
 
 def table_rows(res) -> list:
-    rows = [{'notebook': r['notebook'], 'result': 'ok' if r['ok'] else 'FAILED', 'subprocess wall (s)': f"{r['wall_s']:.1f}",
+    rows = [{'notebook': r['notebook'], 'result': 'ok' if r['ok'] else ('TIMEOUT' if r.get('returncode') == -1 else 'FAILED'), 'subprocess wall (s)': f"{r['wall_s']:.1f}",
              'test_nb execution (s)': f"{r['exec_s']:.1f}" if r['exec_s'] is not None else '–',
              'start-up + imports (s)': f"{r['wall_s'] - r['exec_s']:.1f}" if r['exec_s'] is not None else '–'}
             for r in res['notebooks']]
@@ -91,6 +93,9 @@ def markdown(res, cmd) -> str:
         "imports of torch/fastai/transformers fall inside 'test_nb execution'); 'start-up + imports' is the difference, "
         "i.e. Python start-up, importing nbdev and reading the notebook.",
         f"- Notebooks in sorted order, sharing one {m['cache']}: `02_ulmfit` tokenises the IMDB subset there.",
+        f"- Threads: the subprocesses inherit OMP_NUM_THREADS={m.get('omp_num_threads', 'not recorded')} (the test suite's "
+        "`tests/conftest.py` uses the number of cores). Each notebook is stopped after "
+        f"{m.get('timeout_s', 1800):.0f} s (TIMEOUT).",
         "- Shared, noisy 2-core machine: compare within this run only.", '',
         C.md_table(table_rows(res)), '', '## Machine', '', C.machine_md(m), ''])
 
@@ -99,9 +104,16 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true', help=f"only {', '.join(QUICK_NOTEBOOKS)}")
     p.add_argument('--cache', type=Path, help='reuse this cache folder instead of a fresh temporary one')
     p.add_argument('--out', type=Path, default=C.RESULTS)
+    p.add_argument('--timeout', type=float, default=1800, help='seconds per notebook before it is stopped (default 1800)')
+    p.add_argument('--render', type=Path, metavar='JSON', help="re-render the markdown of a saved run's .json; run nothing")
     a = p.parse_args(argv)
+    if a.render:
+        res = json.loads(a.render.read_text())
+        quick = a.render.stem.endswith('_quick')
+        a.render.with_suffix('.md').write_text(markdown(res, 'python bench/notebooks.py' + (' --quick' if quick else '')))
+        return res
     nbs = [nb for nb in notebooks() if not a.quick or nb.name in QUICK_NOTEBOOKS]
-    res = run(nbs, a.cache)
+    res = run(nbs, a.cache, a.timeout)
     a.out.mkdir(parents=True, exist_ok=True)
     stem = 'notebooks_quick' if a.quick else 'notebooks'
     cmd = 'python bench/notebooks.py' + (' --quick' if a.quick else '')
