@@ -1,0 +1,110 @@
+"""Smoke tests for the benchmark scripts in bench/: their smallest units run and return the promised structure.
+
+Cheap (a few seconds): the TF-IDF baseline on a small slice, a 4-token generation with a tiny GPT-2, the table
+helpers. They never assert on timings.
+"""
+import importlib.util, sys
+from pathlib import Path
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1]/'bench'
+
+def _load(name):
+    if name in sys.modules: return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH/f'{name}.py')
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+@pytest.fixture(scope='module')
+def abl(): return _load('ulmfit_ablation')
+
+@pytest.fixture(scope='module')
+def gpt(): return _load('gpt2_inference')
+
+@pytest.fixture(scope='module')
+def tiny(gpt):
+    from nlpbook_ch.gpt2 import tiny_gpt2, load_model, load_tokenizer
+    path = tiny_gpt2()
+    return load_model(path, device='cpu'), load_tokenizer(path)
+
+def test_scripts_have_quick_flag():
+    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks'):
+        assert '--quick' in (BENCH/f'{name}.py').read_text(), name
+    assert (BENCH/'README.md').exists()
+
+def test_tfidf_baseline_on_a_slice(abl):
+    from nlpbook_ch.data import find_data
+    src = find_data('imdb')
+    first = lambda split: [p for l in abl.LABELS for p in [q for q in abl.labelled_files(src, split) if q[1] == l][:20]]
+    train, valid = first('train'), first('test')
+    r = abl.tfidf_baseline(train, valid, seed=0)
+    assert set(r) >= {'method', 'accuracy', 'seconds', 'n_train', 'n_valid'}
+    assert (r['method'], r['n_train'], r['n_valid']) == ('a', 40, 40)
+    assert 0 <= r['accuracy'] <= 1 and r['seconds'] >= 0
+
+def test_train_subset_is_balanced(abl):
+    keep = abl.train_subset(10)
+    assert len(keep) == 10 and sorted(l for _, l in keep) == ['neg'] * 5 + ['pos'] * 5
+    assert keep == abl.train_subset(10)   # deterministic
+    with pytest.raises(ValueError): abl.train_subset(7)
+
+def test_ablation_summary_and_markdown(abl, tmp_path):
+    fake = dict(machine=dict(date='d', total_seconds=1.0, torch_threads=1), seeds=[1, 2], sizes=[50],
+                config=dict(arch=dict(emb_sz=64), clf_bs=32, seq_len=72, quick_lr=1e-2, lm_n_per_label=250, lm_n_unsup=500,
+                            stages=((-1, 1, 2e-2), (None, 2, 1e-3)), lm_frozen=(1, 1e-2), lm_unfrozen=(2, 3e-3)),
+                lm=[dict(seed=1, perplexity=100.0, accuracy=0.2, seconds=3.0, n_texts=1500, valid_loss=4.6)],
+                ablation=[dict(method='a', accuracy=a, seconds=1.0, seed=s) for s, a in ((1, .8), (2, .8))] +
+                         [dict(method='c', accuracy=a, seconds=2.0, lm_seconds=3.0, seed=s) for s, a in ((1, .6), (2, .7))],
+                curve=[dict(method=m, accuracy=.6, seconds=1.0, seed=1, n_labelled=n) for m in 'ac' for n in (50, 1000)])
+    rows, curve = abl.summarize(fake)
+    assert [r['_m'] for r in rows] == ['a', 'c'] and [r['labelled reviews'] for r in curve] == [50, 1000]
+    assert 'best mean validation accuracy is **(a)' in abl.verdict(rows)
+    md = abl.markdown(fake, quick=False, cmd='x')
+    assert '| method |' in md and 'Sample efficiency' in md
+    files = abl.plot(fake, tmp_path)
+    assert [f.name for f in files] == ['ulmfit_ablation.png', 'sample_efficiency.png'] and all(f.stat().st_size for f in files)
+
+@pytest.mark.parametrize('method', ['complete', 'cache', 'naive'])
+def test_time_generation_tiny(gpt, tiny, method):
+    model, tok = tiny
+    r = gpt.time_generation(model, tok, 4, batch=1, method=method)
+    assert set(r) >= {'method', 'batch', 'n_tokens', 'seconds', 'tokens_per_s', 'peak_rss_mb', 'new_ids'}
+    assert (r['method'], r['batch'], r['n_tokens'], len(r['new_ids'])) == (method, 1, 4, 4)
+    assert r['tokens_per_s'] > 0 and r['peak_rss_mb'] > 0
+
+def test_naive_and_cached_agree_tiny(gpt, tiny):
+    model, tok = tiny
+    runs = {m: gpt.time_generation(model, tok, 4, batch=2, method=m) for m in ('cache', 'naive')}
+    assert runs['naive']['new_ids'] == runs['cache']['new_ids'] == gpt.time_generation(model, tok, 4, 1, 'complete')['new_ids']
+    assert runs['cache']['batch'] == 2
+    with pytest.raises(ValueError): gpt.time_generation(model, tok, 4, batch=2, method='complete')
+
+def test_next_token_table_and_summary_tiny(gpt, tiny):
+    model, tok = tiny
+    ntt = gpt.time_next_token_table(model, tok, repeats=2)
+    assert set(ntt) >= {'forward_ms', 'table_ms', 'overhead_ms', 'ratio'} and ntt['rows'] == 10
+    bw = gpt.copy_bandwidth(mb=8, repeats=1)
+    assert bw['copy_gbps'] > 0
+    cases = [gpt.time_generation(model, tok, 2, 1, m) for m in ('cache', 'naive')]
+    res = dict(machine=dict(date='d', total_seconds=1.0, model='tiny', torch_threads=1), weight_bytes=gpt.weight_bytes(model), params=gpt.n_params(model),
+               rss_before_model_mb=1.0, bandwidth=bw, cases=cases, skipped=[], next_token_table=ntt, memory_method='VmHWM')
+    rows = gpt.summarize(res)
+    assert len(rows) == 1 and rows[0]['new tokens'] == 2 and rows[0]['cache speed-up'].endswith('x')
+    assert '2/2 tokens' in ' '.join(gpt.checks(res))
+    assert '## Tokens per second' in gpt.markdown(res, quick=True, cmd='x')
+
+def test_gpt2_small_config(gpt):
+    from transformers import GPT2Config
+    cfg = GPT2Config(**gpt.GPT2_SMALL)
+    assert (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size) == (12, 768, 12, 50257)
+
+def test_notebooks_listing():
+    nbm = _load('notebooks')
+    names = [p.name for p in nbm.notebooks()]
+    assert '02_ulmfit.ipynb' in names and names == sorted(names)
+    assert set(nbm.QUICK_NOTEBOOKS) <= set(names)
+    res = dict(machine=dict(date='d', cache='c'), skip_flags=nbm.SKIP_FLAGS,
+               notebooks=[dict(notebook='x.ipynb', ok=True, wall_s=2.0, exec_s=1.5)])
+    assert '| x.ipynb | ok | 2.0 | 1.5 | 0.5 |' in nbm.markdown(res, 'cmd')
