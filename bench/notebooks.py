@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
-SKIP_FLAGS = ['slow', 'cuda', 'online']   # the same as settings.ini's tst_flags
+SKIP_FLAGS = ['slow', 'cuda', 'multicuda', 'online']   # the same as settings.ini's tst_flags
 QUICK_NOTEBOOKS = ('index.ipynb', '00_core.ipynb', '01_data.ipynb')
 _MARK = '@@NB_RESULT@@'
 _CODE = f"""
@@ -56,7 +56,7 @@ def run(nbs=None, cache=None, timeout:float=1800, log=print) -> dict:
     nbs = nbs or notebooks()
     cache = Path(cache) if cache else Path(tempfile.mkdtemp(prefix='nlpbook_bench_nbs_'))
     env = dict(os.environ, NLPBOOK_CACHE=str(cache/'nlpbook_cache'), FASTAI_HOME=str(cache/'fastai'),
-               HF_HOME=str(cache/'hf'), PYTHONPATH=os.pathsep.join([str(C.ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
+               HF_HOME=str(cache/'hf'), OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'), PYTHONPATH=os.pathsep.join([str(C.ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
     rows = []
     t_start = time.perf_counter()
     for nb in nbs:
@@ -93,8 +93,8 @@ def markdown(res, cmd) -> str:
         "imports of torch/fastai/transformers fall inside 'test_nb execution'); 'start-up + imports' is the difference, "
         "i.e. Python start-up, importing nbdev and reading the notebook.",
         f"- Notebooks in sorted order, sharing one {m['cache']}: `02_ulmfit` tokenises the IMDB subset there.",
-        f"- Threads: the subprocesses inherit OMP_NUM_THREADS={m.get('omp_num_threads', 'not recorded')} (the test suite's "
-        "`tests/conftest.py` uses the number of cores). Each notebook is stopped after "
+        f"- Threads: the subprocesses inherit OMP_NUM_THREADS={m.get('omp_num_threads', 'not recorded')} (default 1, as the test suite's "
+        "`tests/conftest.py` sets). Each notebook is stopped after "
         f"{m.get('timeout_s', 1800):.0f} s (TIMEOUT).",
         "- Shared, noisy 2-core machine: compare within this run only.", '',
         C.md_table(table_rows(res)), '', '## Machine', '', C.machine_md(m), ''])

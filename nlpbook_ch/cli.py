@@ -8,8 +8,8 @@ __all__ = ['FIGURES', 'COMMANDS', 'USER_ERRORS', 'stage_names', 'config_to_json'
            'build_docs', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token',
            'cmd_docs', 'main', 'console']
 
-# %% ../nbs/04_cli.ipynb #c91f5c9a
-import json, os, sys, time, traceback, warnings
+# %% ../nbs/04_cli.ipynb #a235d512
+import json, os, shutil, sys, time, traceback, warnings
 # torch 2.14 warns about torch.jit.script, which fastai calls at import: noise for a command-line user
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from dataclasses import asdict
@@ -18,7 +18,7 @@ from fastcore.script import Param, anno_parser, call_parse
 from .core import atomic_path, get_mode, has_cuda
 from .data import find_data, DATASETS, DataNotFoundError, _repo_roots
 
-# %% ../nbs/04_cli.ipynb #2fd525df
+# %% ../nbs/04_cli.ipynb #846494d4
 from .ulmfit import (ULMFiTConfig, ulmfit_config, imdb_paths, lm_dataloaders, make_lm_learner, lm_metrics,
     clf_dataloaders, make_classifier, save_checkpoint, load_checkpoint, save_encoder, load_encoder, gradual_unfreeze,
     ensure_fp32, free_memory, check_text, predict_text, generate, CheckpointError, CHAPTER_RESULTS)
@@ -50,7 +50,7 @@ def read_state(out) -> dict|None:
     try: return json.loads(f.read_text())
     except json.JSONDecodeError as e: raise CheckpointError(f"{f} is corrupt ({e}); remove it to start over") from e
 
-# %% ../nbs/04_cli.ipynb #42381124
+# %% ../nbs/04_cli.ipynb #ec334c2c
 def _export(learn, file):
     "`learn.export` to `file`, atomically and in fp32, for `load_learner`."
     ensure_fp32(learn)
@@ -127,7 +127,7 @@ def run_ulmfit(out, cfg:ULMFiTConfig|None=None, resume=False, stop_after=None, p
     del clf, dls; free_memory()
     return _report(out, cfg, state)
 
-# %% ../nbs/04_cli.ipynb #d67e44ba
+# %% ../nbs/04_cli.ipynb #adccb9d4
 def load_trained(model_dir, kind='classifier'):
     "The exported `classifier` or `lm` learner from a `run_ulmfit` output folder, with clear errors."
     from fastai.learner import load_learner
@@ -163,11 +163,12 @@ def classify(model_dir, texts) -> list:
         res.append((label, float(probs[idx]), t))
     return res
 
-# %% ../nbs/04_cli.ipynb #9bf751a0
+# %% ../nbs/04_cli.ipynb #0bf89194
 FIGURES = {
-    '02_ulmfit': "dict(mode=cfg.mode, lm_perplexity_before=before['perplexity'], lm_perplexity=after['perplexity'], "
+    '02_ulmfit': "dict(lm_perplexity_before=before['perplexity'], lm_perplexity=after['perplexity'], "
                  "quick_classifier_accuracy=quick_acc, stage_accuracy=[round(float(a), 4) for a in stages.accuracy])",
-    '03_gpt2': "dict(gpt2_next_token_completion=completion)",
+    '03_gpt2': "dict(gpt2_next_token_completion=completion, gpt2_model='gpt2' if globals().get('real_gpt2') "
+               "else 'a tiny random GPT-2 (offline: its prediction means nothing)')",
 }
 "For each notebook, an expression evaluated in its kernel after it ran: the figures the summary reports."
 _MARK = 'NLPBOOK_FIGURES='
@@ -192,12 +193,13 @@ def _cell_flags(cell) -> set:
     return {l[3:].split()[0] for l in cell.source.splitlines() if l.startswith('#| ') and l[3:].split()}
 
 def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'multicuda', 'online')) -> dict:
-    "Execute one notebook into `out_dir` (cells flagged with one of `skip` are not run); return its `FIGURES`."
+    "Execute one notebook into `out_dir` (cells flagged with one of `skip`, or `#| eval: false`, are not run); return its `FIGURES`."
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(nb_path, as_version=4)
     for c in nb.cells:
-        if c.cell_type == 'code' and _cell_flags(c) & set(skip):
+        no_eval = any(l.replace(' ', '').lower() == '#|eval:false' for l in c.source.splitlines())
+        if c.cell_type == 'code' and (no_eval or _cell_flags(c) & set(skip)):
             c.metadata.setdefault('tags', []).append('skip-execution')   # nbclient leaves these cells unexecuted
     expr = FIGURES.get(Path(nb_path).stem)
     if expr: nb.cells.append(nbformat.v4.new_code_cell(f"import json as _j; print({_MARK!r} + _j.dumps({expr}, default=str))"))
@@ -223,11 +225,11 @@ def run_chapter(out, mode=None, only=None, log=print) -> dict:
         figs.update(run_notebook(p, out, skip=skip))
         times[p.stem] = round(time.time() - t0, 1)
         log(f'   {p.name}: {times[p.stem]}s')
-    res = dict(mode=os.environ['NLPBOOK_MODE'], seconds=times, **figs)
+    res = {**figs, 'mode': os.environ['NLPBOOK_MODE'], 'seconds': times}
     _write_json(out/'figures.json', res)
     return res
 
-# %% ../nbs/04_cli.ipynb #a25fb4fc
+# %% ../nbs/04_cli.ipynb #c7790e47
 def _title(nb) -> str:
     for c in nb.cells:
         if c.cell_type == 'markdown':
@@ -252,18 +254,22 @@ def build_docs(out, executed=None) -> list:
     nav = f'<nav style="padding:0.6em 1em;border-bottom:1px solid #ccc;font-family:sans-serif">{links}</nav>'
     exporter = HTMLExporter(template_name='lab')
     pages = []
+    images = nbs[0].parent/'images'
+    if images.is_dir(): shutil.copytree(images, out/'images', dirs_exist_ok=True)
     for p, nb in nb_objs.items():
+        nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and '#| hide' in c.source.splitlines())]
         for c in nb.cells:   # nbdev directives are for the tools, not the reader
             if c.cell_type == 'code': c.source = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|'))
         nb.cells = [c for c in nb.cells if c.source.strip()]
         html, _ = exporter.from_notebook_node(nb)
+        html = html.replace('src="nbs/images/', 'src="images/')   # README-relative image paths (index.ipynb)
         html = html.replace('<body', '<body', 1)
         i = html.index('>', html.index('<body')) + 1
         with atomic_path(out/_page_name(p)) as tmp: tmp.write_text(html[:i] + nav + html[i:], encoding='utf-8')
         pages.append(out/_page_name(p))
     return pages
 
-# %% ../nbs/04_cli.ipynb #8a7d514b
+# %% ../nbs/04_cli.ipynb #6b141b63
 def _fmt_table(df) -> str: return df.to_string(index=False)
 
 def cmd_data():
@@ -334,7 +340,7 @@ def cmd_docs(out:Param("folder for the HTML pages", str)='docs_html',
 COMMANDS = {'data': cmd_data, 'chapter': cmd_chapter, 'ulmfit': cmd_ulmfit, 'classify': cmd_classify,
             'generate': cmd_generate, 'next-token': cmd_next_token, 'docs': cmd_docs}
 
-# %% ../nbs/04_cli.ipynb #a576678d
+# %% ../nbs/04_cli.ipynb #06745054
 USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, TypeError, CheckpointError, OSError)
 
 def _one_line(e) -> str:
@@ -373,6 +379,6 @@ def console():
     "The console-script wrapper: exit with `main`'s status."
     sys.exit(main())
 
-# %% ../nbs/04_cli.ipynb #9c9c398e
+# %% ../nbs/04_cli.ipynb #9c33068a
 import builtins
 if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'): console()   # `python -m nlpbook_ch.cli`

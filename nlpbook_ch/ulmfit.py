@@ -10,7 +10,7 @@ __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY'
            'make_lm_learner', 'lm_metrics', 'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint',
            'save_encoder', 'load_encoder', 'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages']
 
-# %% ../nbs/02_ulmfit.ipynb #480c3b5e
+# %% ../nbs/02_ulmfit.ipynb #8e1ba5ea
 import gc, math, os, time, warnings
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
@@ -23,7 +23,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
 
-# %% ../nbs/02_ulmfit.ipynb #7d6a5f84
+# %% ../nbs/02_ulmfit.ipynb #27a6ee36
 CHAPTER_STAGES = ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
 "The chapter's gradual-unfreezing schedule: (freeze_to, epochs, top learning rate); None = unfreeze all."
 
@@ -80,7 +80,7 @@ def ulmfit_config(mode=None, **overrides) -> ULMFiTConfig:
     if bad: raise TypeError(f"Unknown ULMFiTConfig field(s): {sorted(bad)}")
     return replace(base, **overrides)
 
-# %% ../nbs/02_ulmfit.ipynb #bc63bb3a
+# %% ../nbs/02_ulmfit.ipynb #787c9124
 GB_PER_ITEM = {'lm': 0.06, 'clf': 0.12}
 "Rough GPU memory per batch item for the full-size AWD-LSTM (fp16, 60k vocabulary, 72-token BPTT)."
 
@@ -101,7 +101,7 @@ def free_memory():
     gc.collect()
     if has_cuda(): torch.cuda.empty_cache()
 
-# %% ../nbs/02_ulmfit.ipynb #fc118fc6
+# %% ../nbs/02_ulmfit.ipynb #86da4d52
 def tokenize_imdb(path) -> Path:
     "Tokenise every review under `path` into `<path>_tok` atomically (fastai reuses that folder)."
     from fastai.text.core import tokenize_files
@@ -124,7 +124,7 @@ def imdb_paths(cfg:ULMFiTConfig, path=None):
     for p in {clf, lm}: tokenize_imdb(p)
     return clf, lm
 
-# %% ../nbs/02_ulmfit.ipynb #9f753ac4
+# %% ../nbs/02_ulmfit.ipynb #2b4c8e1a
 def _loader_kwargs(): return dict(num_workers=0) if not has_cuda() else {}
 
 def clf_dataloaders(path, cfg:ULMFiTConfig, text_vocab=None, bs=None):
@@ -133,7 +133,7 @@ def clf_dataloaders(path, cfg:ULMFiTConfig, text_vocab=None, bs=None):
     return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len,
                                        bs=pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **_loader_kwargs())
 
-# %% ../nbs/02_ulmfit.ipynb #3140146f
+# %% ../nbs/02_ulmfit.ipynb #ba06e457
 SPECIAL_TOKENS = {
     BOS: 'beginning of a text',
     TK_MAJ: 'the next word was capitalised',
@@ -164,7 +164,7 @@ def special_tokens_table(dls, n_texts=300, width=3) -> pd.DataFrame:
     return pd.DataFrame([dict(token=t, meaning=m, example=examples.get(t, '(not found in these texts)'))
                          for t, m in SPECIAL_TOKENS.items()])
 
-# %% ../nbs/02_ulmfit.ipynb #38d625f1
+# %% ../nbs/02_ulmfit.ipynb #c6173c90
 class PretrainedWeightsUnavailable(FileNotFoundError):
     "The WikiText-103 AWD-LSTM weights are neither cached nor downloadable."
 
@@ -190,7 +190,7 @@ def make_classifier(dls, cfg:ULMFiTConfig, path=None):
                                     pretrained=want_pretrained(cfg), seq_len=cfg.seq_len, path=path or dls.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #e48e89b1
+# %% ../nbs/02_ulmfit.ipynb #28b310cf
 def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     "Texts of the first validation batch with their actual label, predicted label and its probability."
     b = learn.dls.valid.one_batch()
@@ -202,7 +202,7 @@ def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     return pd.DataFrame(dict(text=[t[:width] for t in texts[:k]], actual=[vocab[i] for i in targs[:k]],
                              predicted=[vocab[i] for i in pred], probability=probs[:k].max(1).values.numpy().round(3)))
 
-# %% ../nbs/02_ulmfit.ipynb #f163785f
+# %% ../nbs/02_ulmfit.ipynb #e7da14e8
 def check_text(text) -> str:
     "Return `text` if it is a non-empty string, else raise a clear `TypeError`/`ValueError`."
     if not isinstance(text, str): raise TypeError(f"Expected a string of text, got {type(text).__name__}")
@@ -221,14 +221,14 @@ def predict_text(learn, text):
     with ensure_fp32(learn).no_bar(): label, idx, probs = learn.predict(text)
     return label, int(idx), probs
 
-# %% ../nbs/02_ulmfit.ipynb #c71207ca
+# %% ../nbs/02_ulmfit.ipynb #55cf9173
 def clf_datablock(path, cfg:ULMFiTConfig, text_vocab=None) -> DataBlock:
     "The classifier's data as an explicit `DataBlock` (the same data as `clf_dataloaders`)."
     return DataBlock(blocks=(TextBlock.from_folder(path, vocab=text_vocab, seq_len=cfg.seq_len), CategoryBlock),
                      get_items=get_text_files, get_y=parent_label,
                      splitter=GrandparentSplitter(valid_name='test'))
 
-# %% ../nbs/02_ulmfit.ipynb #81492659
+# %% ../nbs/02_ulmfit.ipynb #72a70242
 def lm_dataloaders(path, cfg:ULMFiTConfig, bs=None):
     "Language-model DataLoaders over every review in `path` (unsup included), 10% held out."
     set_seed(cfg.seed)
@@ -244,13 +244,13 @@ def make_lm_learner(dls_lm, cfg:ULMFiTConfig):
                                    metrics=[accuracy, Perplexity()], wd=cfg.wd, path=dls_lm.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #2a73e11e
+# %% ../nbs/02_ulmfit.ipynb #772e0943
 def lm_metrics(learn) -> dict:
     "Validation loss, accuracy and perplexity of a language-model learner."
     loss, acc, ppl = learn.validate()
     return dict(valid_loss=float(loss), accuracy=float(acc), perplexity=float(ppl))
 
-# %% ../nbs/02_ulmfit.ipynb #78060848
+# %% ../nbs/02_ulmfit.ipynb #25537ffa
 class CheckpointError(ValueError):
     "A checkpoint or encoder file exists but cannot be loaded."
 
@@ -278,7 +278,7 @@ def load_checkpoint(learn, name, **kwargs):
         raise CheckpointError(f"Could not load the checkpoint {file}: it is corrupt or was saved from a different "
                               f"model ({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #e3985ccc
+# %% ../nbs/02_ulmfit.ipynb #b30f8de7
 def save_encoder(learn, name) -> Path:
     "Like `learn.save_encoder(name)`, written atomically; returns the file."
     file = checkpoint_file(learn, name)
@@ -298,7 +298,7 @@ def load_encoder(learn, name, path=None):
                               f"model (vocabulary and AWD-LSTM config must be the language model's) "
                               f"({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #706ecc8f
+# %% ../nbs/02_ulmfit.ipynb #1e56364f
 def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:int=1, seed=None, decode=True):
     "`n_samples` continuations of `prompt` of `n_words` tokens each (decoded text, or the raw tokens)."
     check_text(prompt)
@@ -309,7 +309,7 @@ def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:in
     dec = {} if decode else dict(decoder=lambda toks: toks)
     return [learn.predict(prompt, n_words, temperature=temperature, no_bar=True, **dec) for _ in range(n_samples)]
 
-# %% ../nbs/02_ulmfit.ipynb #d4714c4f
+# %% ../nbs/02_ulmfit.ipynb #029214f5
 def stage_lr(lr, freeze_to, factor=2.6**4):
     "The learning rate for one stage: `lr` for the head alone, else `slice(lr/factor, lr)`."
     return lr if freeze_to == -1 else slice(lr / factor, lr)
@@ -335,7 +335,7 @@ def gradual_unfreeze(learn, stages=CHAPTER_STAGES, factor=2.6**4, save_as=None) 
     df.attrs['losses'] = hist
     return df
 
-# %% ../nbs/02_ulmfit.ipynb #3bb2b235
+# %% ../nbs/02_ulmfit.ipynb #e6d06cbb
 def plot_stages(stages:pd.DataFrame, chapter=CHAPTER_RESULTS['stage_accuracy'], axs=None):
     "Training loss across stages and validation accuracy per stage (with the chapter's for comparison)."
     import matplotlib.pyplot as plt
