@@ -103,7 +103,7 @@ def clf_run(cfg, dls, method:str, encoder:str|None=None, lm_path=None) -> dict:
 def subset_dataloaders(clf_path, cfg, keep:list, text_vocab):
     "Classifier DataLoaders like `clf_dataloaders`, but training only on the (file, label) pairs in `keep`; all of test/."
     from fastai.text.all import get_text_files
-    from nlpbook_ch.ulmfit import clf_datablock, pick_batch_size, _loader_kwargs
+    from nlpbook_ch.ulmfit import clf_datablock, pick_batch_size, loader_kwargs
     from nlpbook_ch.core import set_seed
     wanted = {(l, Path(f).name) for f, l in keep}
     def get_items(p):
@@ -112,7 +112,7 @@ def subset_dataloaders(clf_path, cfg, keep:list, text_vocab):
     set_seed(cfg.seed)
     db = clf_datablock(clf_path, cfg, text_vocab=text_vocab)
     db.get_items = get_items
-    dls = db.dataloaders(clf_path, path=clf_path, bs=pick_batch_size(cfg.clf_bs, 'clf'), seq_len=cfg.seq_len, **_loader_kwargs())
+    dls = db.dataloaders(clf_path, path=clf_path, bs=pick_batch_size(cfg.clf_bs, 'clf'), seq_len=cfg.seq_len, **loader_kwargs())
     assert len(dls.train_ds) == len(keep), (len(dls.train_ds), len(keep))
     return dls
 

@@ -137,14 +137,14 @@ def lm_dataloaders_dir(path, cfg:U.ULMFiTConfig, direction='fwd', bs=None):
     db = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab, backwards=True),
                    get_items=get_text_files, splitter=RandomSplitter(0.1, seed=cfg.seed))
     return db.dataloaders(path, path=path, bs=U.pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len,
-                          **U._loader_kwargs())
+                          **U.loader_kwargs())
 
 def clf_dataloaders_dir(path, cfg:U.ULMFiTConfig, text_vocab=None, direction='fwd', bs=None):
     "`clf_dataloaders` (train/ for training, test/ for validation) reading texts forwards or backwards."
     if not _check_dir(direction): return U.clf_dataloaders(path, cfg, text_vocab=text_vocab, bs=bs)
     set_seed(cfg.seed)
     return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len, backwards=True,
-                                       bs=U.pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **U._loader_kwargs())
+                                       bs=U.pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **U.loader_kwargs())
 
 # %% ../nbs/05_scale.ipynb #b6c3b575
 def want_pretrained_dir(cfg:U.ULMFiTConfig, direction='fwd') -> bool:

@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY', 'GB_PER_ITEM', 'SPECIAL_TOKENS', 'ULMFiTConfig',
-           'ulmfit_config', 'pick_batch_size', 'free_memory', 'tokenize_imdb', 'imdb_paths', 'clf_dataloaders',
-           'special_tokens_table', 'PretrainedWeightsUnavailable', 'wt103_dir', 'want_pretrained', 'make_classifier',
-           'results_table', 'check_text', 'ensure_fp32', 'predict_text', 'clf_datablock', 'lm_dataloaders',
-           'make_lm_learner', 'lm_metrics', 'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint',
-           'save_encoder', 'load_encoder', 'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages']
+           'ulmfit_config', 'pick_batch_size', 'free_memory', 'tokenize_imdb', 'imdb_paths', 'loader_kwargs',
+           'clf_dataloaders', 'special_tokens_table', 'PretrainedWeightsUnavailable', 'wt103_dir', 'want_pretrained',
+           'make_classifier', 'results_table', 'check_text', 'ensure_fp32', 'predict_text', 'clf_datablock',
+           'lm_dataloaders', 'make_lm_learner', 'lm_metrics', 'CheckpointError', 'checkpoint_file', 'save_checkpoint',
+           'load_checkpoint', 'save_encoder', 'load_encoder', 'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages']
 
-# %% ../nbs/02_ulmfit.ipynb #8e1ba5ea
+# %% ../nbs/02_ulmfit.ipynb #7b27ed6f
 import gc, math, os, time, warnings
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
@@ -23,7 +23,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
 
-# %% ../nbs/02_ulmfit.ipynb #27a6ee36
+# %% ../nbs/02_ulmfit.ipynb #c8884213
 CHAPTER_STAGES = ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
 "The chapter's gradual-unfreezing schedule: (freeze_to, epochs, top learning rate); None = unfreeze all."
 
@@ -80,7 +80,7 @@ def ulmfit_config(mode=None, **overrides) -> ULMFiTConfig:
     if bad: raise TypeError(f"Unknown ULMFiTConfig field(s): {sorted(bad)}")
     return replace(base, **overrides)
 
-# %% ../nbs/02_ulmfit.ipynb #787c9124
+# %% ../nbs/02_ulmfit.ipynb #421d75df
 GB_PER_ITEM = {'lm': 0.06, 'clf': 0.12}
 "Rough GPU memory per batch item for the full-size AWD-LSTM (fp16, 60k vocabulary, 72-token BPTT)."
 
@@ -101,7 +101,7 @@ def free_memory():
     gc.collect()
     if has_cuda(): torch.cuda.empty_cache()
 
-# %% ../nbs/02_ulmfit.ipynb #86da4d52
+# %% ../nbs/02_ulmfit.ipynb #b21e4782
 def tokenize_imdb(path) -> Path:
     "Tokenise every review under `path` into `<path>_tok` atomically (fastai reuses that folder)."
     from fastai.text.core import tokenize_files
@@ -124,16 +124,18 @@ def imdb_paths(cfg:ULMFiTConfig, path=None):
     for p in {clf, lm}: tokenize_imdb(p)
     return clf, lm
 
-# %% ../nbs/02_ulmfit.ipynb #2b4c8e1a
-def _loader_kwargs(): return dict(num_workers=0) if not has_cuda() else {}
+# %% ../nbs/02_ulmfit.ipynb #e594aff0
+def loader_kwargs() -> dict:
+    "Extra DataLoader options: on a CPU no worker processes, which would compete with training for the cores."
+    return dict(num_workers=0) if not has_cuda() else {}
 
 def clf_dataloaders(path, cfg:ULMFiTConfig, text_vocab=None, bs=None):
     "Classifier DataLoaders from an IMDB folder: train/ for training, test/ for validation."
     set_seed(cfg.seed)
     return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len,
-                                       bs=pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **_loader_kwargs())
+                                       bs=pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **loader_kwargs())
 
-# %% ../nbs/02_ulmfit.ipynb #ba06e457
+# %% ../nbs/02_ulmfit.ipynb #e8e6920e
 SPECIAL_TOKENS = {
     BOS: 'beginning of a text',
     TK_MAJ: 'the next word was capitalised',
@@ -164,7 +166,7 @@ def special_tokens_table(dls, n_texts=300, width=3) -> pd.DataFrame:
     return pd.DataFrame([dict(token=t, meaning=m, example=examples.get(t, '(not found in these texts)'))
                          for t, m in SPECIAL_TOKENS.items()])
 
-# %% ../nbs/02_ulmfit.ipynb #c6173c90
+# %% ../nbs/02_ulmfit.ipynb #998c52e4
 class PretrainedWeightsUnavailable(FileNotFoundError):
     "The WikiText-103 AWD-LSTM weights are neither cached nor downloadable."
 
@@ -190,7 +192,7 @@ def make_classifier(dls, cfg:ULMFiTConfig, path=None):
                                     pretrained=want_pretrained(cfg), seq_len=cfg.seq_len, path=path or dls.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #28b310cf
+# %% ../nbs/02_ulmfit.ipynb #83eeceac
 def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     "Texts of the first validation batch with their actual label, predicted label and its probability."
     b = learn.dls.valid.one_batch()
@@ -202,7 +204,7 @@ def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     return pd.DataFrame(dict(text=[t[:width] for t in texts[:k]], actual=[vocab[i] for i in targs[:k]],
                              predicted=[vocab[i] for i in pred], probability=probs[:k].max(1).values.numpy().round(3)))
 
-# %% ../nbs/02_ulmfit.ipynb #e7da14e8
+# %% ../nbs/02_ulmfit.ipynb #93f5f13f
 def check_text(text) -> str:
     "Return `text` if it is a non-empty string, else raise a clear `TypeError`/`ValueError`."
     if not isinstance(text, str): raise TypeError(f"Expected a string of text, got {type(text).__name__}")
@@ -221,20 +223,20 @@ def predict_text(learn, text):
     with ensure_fp32(learn).no_bar(): label, idx, probs = learn.predict(text)
     return label, int(idx), probs
 
-# %% ../nbs/02_ulmfit.ipynb #55cf9173
+# %% ../nbs/02_ulmfit.ipynb #1206a2e1
 def clf_datablock(path, cfg:ULMFiTConfig, text_vocab=None) -> DataBlock:
     "The classifier's data as an explicit `DataBlock` (the same data as `clf_dataloaders`)."
     return DataBlock(blocks=(TextBlock.from_folder(path, vocab=text_vocab, seq_len=cfg.seq_len), CategoryBlock),
                      get_items=get_text_files, get_y=parent_label,
                      splitter=GrandparentSplitter(valid_name='test'))
 
-# %% ../nbs/02_ulmfit.ipynb #72a70242
+# %% ../nbs/02_ulmfit.ipynb #dccbf83f
 def lm_dataloaders(path, cfg:ULMFiTConfig, bs=None):
     "Language-model DataLoaders over every review in `path` (unsup included), 10% held out."
     set_seed(cfg.seed)
     db = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab),
                    get_items=get_text_files, splitter=RandomSplitter(0.1, seed=cfg.seed))
-    return db.dataloaders(path, path=path, bs=pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len, **_loader_kwargs())
+    return db.dataloaders(path, path=path, bs=pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len, **loader_kwargs())
 
 def make_lm_learner(dls_lm, cfg:ULMFiTConfig):
     "`language_model_learner(dls, AWD_LSTM, metrics=[accuracy, Perplexity()], wd=0.1)`, fp16 on CUDA."
@@ -244,13 +246,13 @@ def make_lm_learner(dls_lm, cfg:ULMFiTConfig):
                                    metrics=[accuracy, Perplexity()], wd=cfg.wd, path=dls_lm.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #772e0943
+# %% ../nbs/02_ulmfit.ipynb #e15c1aa8
 def lm_metrics(learn) -> dict:
     "Validation loss, accuracy and perplexity of a language-model learner."
     loss, acc, ppl = learn.validate()
     return dict(valid_loss=float(loss), accuracy=float(acc), perplexity=float(ppl))
 
-# %% ../nbs/02_ulmfit.ipynb #25537ffa
+# %% ../nbs/02_ulmfit.ipynb #8fdbb2e1
 class CheckpointError(ValueError):
     "A checkpoint or encoder file exists but cannot be loaded."
 
@@ -278,7 +280,7 @@ def load_checkpoint(learn, name, **kwargs):
         raise CheckpointError(f"Could not load the checkpoint {file}: it is corrupt or was saved from a different "
                               f"model ({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #b30f8de7
+# %% ../nbs/02_ulmfit.ipynb #670428bf
 def save_encoder(learn, name) -> Path:
     "Like `learn.save_encoder(name)`, written atomically; returns the file."
     file = checkpoint_file(learn, name)
@@ -298,7 +300,7 @@ def load_encoder(learn, name, path=None):
                               f"model (vocabulary and AWD-LSTM config must be the language model's) "
                               f"({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #1e56364f
+# %% ../nbs/02_ulmfit.ipynb #d7750f0a
 def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:int=1, seed=None, decode=True):
     "`n_samples` continuations of `prompt` of `n_words` tokens each (decoded text, or the raw tokens)."
     check_text(prompt)
@@ -309,7 +311,7 @@ def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:in
     dec = {} if decode else dict(decoder=lambda toks: toks)
     return [learn.predict(prompt, n_words, temperature=temperature, no_bar=True, **dec) for _ in range(n_samples)]
 
-# %% ../nbs/02_ulmfit.ipynb #029214f5
+# %% ../nbs/02_ulmfit.ipynb #82649972
 def stage_lr(lr, freeze_to, factor=2.6**4):
     "The learning rate for one stage: `lr` for the head alone, else `slice(lr/factor, lr)`."
     return lr if freeze_to == -1 else slice(lr / factor, lr)
@@ -335,7 +337,7 @@ def gradual_unfreeze(learn, stages=CHAPTER_STAGES, factor=2.6**4, save_as=None) 
     df.attrs['losses'] = hist
     return df
 
-# %% ../nbs/02_ulmfit.ipynb #e6d06cbb
+# %% ../nbs/02_ulmfit.ipynb #4d12bf7c
 def plot_stages(stages:pd.DataFrame, chapter=CHAPTER_RESULTS['stage_accuracy'], axs=None):
     "Training loss across stages and validation accuracy per stage (with the chapter's for comparison)."
     import matplotlib.pyplot as plt

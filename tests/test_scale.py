@@ -17,15 +17,16 @@ def two_procs(tmp_path_factory):
     path = imdb_workdir(n_per_label=10, n_unsup=20, dest=tmp/'imdb')
     out = tmp/'out'
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+    logs = tmp/'logs'   # each rank's stdout also goes to its own file: lines of two processes sharing one pipe can interleave
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '--log-dir', str(logs), '--tee', '1',
            '-m', 'nlpbook_ch.scale', '--mode', 'quick', '--path', str(path), '--out', str(out), '--lr-rule', 'linear',
            '--config', json.dumps(TINY)]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp)
     secs = time.time() - t0
     assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}"
-    sums = sorted((json.loads(l.split(' ', 1)[1]) for l in p.stdout.splitlines() if l.startswith('SCALE_SUMMARY ')),
-                  key=lambda s: s['rank'])
+    sums = sorted((json.loads(l.split(' ', 1)[1]) for f in logs.rglob('stdout.log')
+                   for l in f.read_text().splitlines() if l.startswith('SCALE_SUMMARY ')), key=lambda s: s['rank'])
     print(f'\ntwo-process run: {secs:.1f}s')
     return dict(path=path, out=out, sums=sums, secs=secs)
 
