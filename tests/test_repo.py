@@ -20,11 +20,18 @@ def test_settings_declare_test_flags_and_bounds():
     assert set(d['tst_flags'].split()) >= {'slow', 'cuda', 'online'}
     assert 'fastcore>=1.8,<2' in d['requirements'].split() and 'plum-dispatch<2.10' in d['requirements'].split()
 
+def _copy_notebooks(dest):
+    "Copy the notebooks (only: nbs/ may hold other files a run left behind) and settings.ini to `dest`."
+    import shutil
+    (dest/'nbs').mkdir()
+    for nb in (ROOT/'nbs').glob('*.ipynb'): shutil.copy(nb, dest/'nbs'/nb.name)
+    shutil.copy(ROOT/'settings.ini', dest/'settings.ini')
+
 def test_library_is_exported_from_notebooks(tmp_path):
     "nbdev_export on a copy of the tree changes no file in nlpbook_ch/."
     import shutil
-    for p in ('nbs', 'nlpbook_ch'): shutil.copytree(ROOT/p, tmp_path/p, ignore=shutil.ignore_patterns('__pycache__', '_work'))
-    shutil.copy(ROOT/'settings.ini', tmp_path/'settings.ini')
+    _copy_notebooks(tmp_path)
+    shutil.copytree(ROOT/'nlpbook_ch', tmp_path/'nlpbook_ch', ignore=shutil.ignore_patterns('__pycache__'))
     subprocess.run([sys.executable, '-c', 'from nbdev.doclinks import nbdev_export; nbdev_export()'], cwd=tmp_path, check=True)
     for f in (ROOT/'nlpbook_ch').glob('*.py'):
         assert (tmp_path/'nlpbook_ch'/f.name).read_text() == f.read_text(), f'{f.name} is out of date: run nbdev_export'
@@ -39,8 +46,7 @@ def test_docs_sidebar_lists_every_notebook_in_order():
 def test_notebooks_are_clean(tmp_path):
     "nbdev_clean on a copy of nbs/ changes nothing (no stray outputs metadata, execution counts)."
     import shutil
-    shutil.copytree(ROOT/'nbs', tmp_path/'nbs', ignore=shutil.ignore_patterns('_work', '.ipynb_checkpoints'))
-    shutil.copy(ROOT/'settings.ini', tmp_path/'settings.ini')
+    _copy_notebooks(tmp_path)
     subprocess.run([sys.executable, '-c', 'from nbdev.clean import nbdev_clean; nbdev_clean()'], cwd=tmp_path, check=True)
     for nb in (ROOT/'nbs').glob('*.ipynb'):
         assert (tmp_path/'nbs'/nb.name).read_text() == nb.read_text(), f'{nb.name} is not clean: run nbdev_clean'
