@@ -14,9 +14,7 @@ import argparse, contextlib, json, os, time, warnings
 from dataclasses import replace, asdict
 from pathlib import Path
 import torch, pandas as pd
-from fastai.text.all import (AWD_LSTM, TextDataLoaders, TextBlock, DataBlock, get_text_files, RandomSplitter,
-    language_model_learner, text_classifier_learner, accuracy, Perplexity, awd_lstm_lm_config, awd_lstm_clas_config,
-    Callback)
+from fastai.text.all import Callback
 from fastai.torch_core import rank_distrib, num_distrib, distrib_barrier
 from .core import has_cuda, set_seed, is_online, atomic_path
 from .data import find_data
@@ -132,51 +130,24 @@ def _check_dir(direction):
 
 def lm_dataloaders_dir(path, cfg:U.ULMFiTConfig, direction='fwd', bs=None):
     "`lm_dataloaders` reading every text forwards ('fwd') or backwards ('bwd')."
-    if not _check_dir(direction): return U.lm_dataloaders(path, cfg, bs=bs)
-    set_seed(cfg.seed)
-    db = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab, backwards=True),
-                   get_items=get_text_files, splitter=RandomSplitter(0.1, seed=cfg.seed))
-    return db.dataloaders(path, path=path, bs=U.pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len,
-                          **U.loader_kwargs())
+    return U.lm_dataloaders(path, cfg, bs=bs, backwards=_check_dir(direction))
 
 def clf_dataloaders_dir(path, cfg:U.ULMFiTConfig, text_vocab=None, direction='fwd', bs=None):
     "`clf_dataloaders` (train/ for training, test/ for validation) reading texts forwards or backwards."
-    if not _check_dir(direction): return U.clf_dataloaders(path, cfg, text_vocab=text_vocab, bs=bs)
-    set_seed(cfg.seed)
-    return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len, backwards=True,
-                                       bs=U.pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **U.loader_kwargs())
+    return U.clf_dataloaders(path, cfg, text_vocab=text_vocab, bs=bs, backwards=_check_dir(direction))
 
 # %% ../nbs/05_scale.ipynb #b6c3b575
 def want_pretrained_dir(cfg:U.ULMFiTConfig, direction='fwd') -> bool:
     "`want_pretrained` for either direction (the backward weights live in `wt103-bwd`)."
-    if not _check_dir(direction): return U.want_pretrained(cfg)
-    if not cfg.pretrained: return False
-    folder = U.wt103_dir().parent/'wt103-bwd'
-    if any(folder.glob('*.pth')) or is_online(): return True
-    msg = (f"The pretrained backward AWD-LSTM (WikiText-103) weights are not in {folder} and this machine is offline. "
-           f"Go online once (fastai downloads them), or copy the unpacked wt103-bwd folder there (FASTAI_HOME sets the root).")
-    if cfg.mode == 'full': raise U.PretrainedWeightsUnavailable(msg)
-    warnings.warn(msg + ' Training from random weights instead.')
-    return False
+    return U.want_pretrained(cfg, backwards=_check_dir(direction))
 
 def lm_learner_dir(dls_lm, cfg:U.ULMFiTConfig, direction='fwd'):
     "`make_lm_learner` for either direction."
-    if not _check_dir(direction): return U.make_lm_learner(dls_lm, cfg)
-    set_seed(cfg.seed)
-    config = dict(awd_lstm_lm_config, **cfg.arch) if cfg.arch else None
-    learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=cfg.lm_drop_mult, backwards=True,
-                                   pretrained=want_pretrained_dir(cfg, 'bwd'), metrics=[accuracy, Perplexity()],
-                                   wd=cfg.wd, path=dls_lm.path)
-    return learn.to_fp16() if cfg.use_fp16 else learn
+    return U.make_lm_learner(dls_lm, cfg, backwards=_check_dir(direction))
 
 def classifier_dir(dls, cfg:U.ULMFiTConfig, direction='fwd', path=None):
     "`make_classifier` for either direction."
-    if not _check_dir(direction): return U.make_classifier(dls, cfg, path=path)
-    set_seed(cfg.seed)
-    config = dict(awd_lstm_clas_config, **cfg.arch) if cfg.arch else None
-    learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=cfg.drop_mult, metrics=accuracy, config=config, backwards=True,
-                                    pretrained=want_pretrained_dir(cfg, 'bwd'), seq_len=cfg.seq_len, path=path or dls.path)
-    return learn.to_fp16() if cfg.use_fp16 else learn
+    return U.make_classifier(dls, cfg, path=path, backwards=_check_dir(direction))
 
 # %% ../nbs/05_scale.ipynb #0b23850d
 def valid_probs(learn, dl=None):

@@ -10,7 +10,7 @@ __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY'
            'lm_dataloaders', 'make_lm_learner', 'lm_metrics', 'CheckpointError', 'checkpoint_file', 'save_checkpoint',
            'load_checkpoint', 'save_encoder', 'load_encoder', 'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages']
 
-# %% ../nbs/02_ulmfit.ipynb #7b27ed6f
+# %% ../nbs/02_ulmfit.ipynb #96b9bf64
 import gc, math, os, time, warnings
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
@@ -23,7 +23,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
 
-# %% ../nbs/02_ulmfit.ipynb #c8884213
+# %% ../nbs/02_ulmfit.ipynb #ae9fce65
 CHAPTER_STAGES = ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
 "The chapter's gradual-unfreezing schedule: (freeze_to, epochs, top learning rate); None = unfreeze all."
 
@@ -80,7 +80,7 @@ def ulmfit_config(mode=None, **overrides) -> ULMFiTConfig:
     if bad: raise TypeError(f"Unknown ULMFiTConfig field(s): {sorted(bad)}")
     return replace(base, **overrides)
 
-# %% ../nbs/02_ulmfit.ipynb #421d75df
+# %% ../nbs/02_ulmfit.ipynb #c6d4f606
 GB_PER_ITEM = {'lm': 0.06, 'clf': 0.12}
 "Rough GPU memory per batch item for the full-size AWD-LSTM (fp16, 60k vocabulary, 72-token BPTT)."
 
@@ -101,7 +101,7 @@ def free_memory():
     gc.collect()
     if has_cuda(): torch.cuda.empty_cache()
 
-# %% ../nbs/02_ulmfit.ipynb #b21e4782
+# %% ../nbs/02_ulmfit.ipynb #cc0b1b1c
 def tokenize_imdb(path) -> Path:
     "Tokenise every review under `path` into `<path>_tok` atomically (fastai reuses that folder)."
     from fastai.text.core import tokenize_files
@@ -124,18 +124,18 @@ def imdb_paths(cfg:ULMFiTConfig, path=None):
     for p in {clf, lm}: tokenize_imdb(p)
     return clf, lm
 
-# %% ../nbs/02_ulmfit.ipynb #e594aff0
+# %% ../nbs/02_ulmfit.ipynb #7025fa2a
 def loader_kwargs() -> dict:
     "Extra DataLoader options: on a CPU no worker processes, which would compete with training for the cores."
     return dict(num_workers=0) if not has_cuda() else {}
 
-def clf_dataloaders(path, cfg:ULMFiTConfig, text_vocab=None, bs=None):
-    "Classifier DataLoaders from an IMDB folder: train/ for training, test/ for validation."
+def clf_dataloaders(path, cfg:ULMFiTConfig, text_vocab=None, bs=None, backwards=False):
+    "Classifier DataLoaders from an IMDB folder: train/ for training, test/ for validation (texts reversed if `backwards`)."
     set_seed(cfg.seed)
-    return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len,
+    return TextDataLoaders.from_folder(path, valid='test', text_vocab=text_vocab, seq_len=cfg.seq_len, backwards=backwards,
                                        bs=pick_batch_size(cfg.clf_bs, 'clf', bs), seed=cfg.seed, **loader_kwargs())
 
-# %% ../nbs/02_ulmfit.ipynb #e8e6920e
+# %% ../nbs/02_ulmfit.ipynb #af2ee808
 SPECIAL_TOKENS = {
     BOS: 'beginning of a text',
     TK_MAJ: 'the next word was capitalised',
@@ -166,33 +166,34 @@ def special_tokens_table(dls, n_texts=300, width=3) -> pd.DataFrame:
     return pd.DataFrame([dict(token=t, meaning=m, example=examples.get(t, '(not found in these texts)'))
                          for t, m in SPECIAL_TOKENS.items()])
 
-# %% ../nbs/02_ulmfit.ipynb #998c52e4
+# %% ../nbs/02_ulmfit.ipynb #c12016c1
 class PretrainedWeightsUnavailable(FileNotFoundError):
     "The WikiText-103 AWD-LSTM weights are neither cached nor downloadable."
 
-def wt103_dir() -> Path:
-    "Where fastai keeps the pretrained AWD-LSTM weights (`$FASTAI_HOME/models/wt103-fwd`)."
-    return Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()/'models'/'wt103-fwd'
+def wt103_dir(backwards=False) -> Path:
+    "Where fastai keeps the pretrained AWD-LSTM weights (`$FASTAI_HOME/models/wt103-fwd`, or `wt103-bwd`)."
+    return Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()/'models'/('wt103-bwd' if backwards else 'wt103-fwd')
 
-def want_pretrained(cfg:ULMFiTConfig) -> bool:
-    "Whether to load the WikiText-103 weights: asked for and cached or downloadable (else warn or raise)."
+def want_pretrained(cfg:ULMFiTConfig, backwards=False) -> bool:
+    "Whether to load the WikiText-103 weights (of the backward model if `backwards`): asked for and cached or downloadable (else warn or raise)."
     if not cfg.pretrained: return False
-    if any(wt103_dir().glob('*.pth')) or is_online(): return True
-    msg = (f"The pretrained AWD-LSTM (WikiText-103) weights are not in {wt103_dir()} and this machine is offline. "
-           f"Go online once (fastai downloads them), or copy the unpacked wt103-fwd folder there (FASTAI_HOME sets the root).")
+    folder = wt103_dir(backwards)
+    if any(folder.glob('*.pth')) or is_online(): return True
+    msg = (f"The pretrained {'backward ' if backwards else ''}AWD-LSTM (WikiText-103) weights are not in {folder} and this machine "
+           f"is offline. Go online once (fastai downloads them), or copy the unpacked {folder.name} folder there (FASTAI_HOME sets the root).")
     if cfg.mode == 'full': raise PretrainedWeightsUnavailable(msg)
     warnings.warn(msg + ' Training from random weights instead.')
     return False
 
-def make_classifier(dls, cfg:ULMFiTConfig, path=None):
-    "`text_classifier_learner(dls, AWD_LSTM, drop_mult, metrics=accuracy)` sized by `cfg`."
+def make_classifier(dls, cfg:ULMFiTConfig, path=None, backwards=False):
+    "`text_classifier_learner(dls, AWD_LSTM, drop_mult, metrics=accuracy)` sized by `cfg` (a backward model if `backwards`)."
     set_seed(cfg.seed)
     config = dict(awd_lstm_clas_config, **cfg.arch) if cfg.arch else None
-    learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=cfg.drop_mult, metrics=accuracy, config=config,
-                                    pretrained=want_pretrained(cfg), seq_len=cfg.seq_len, path=path or dls.path)
+    learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=cfg.drop_mult, metrics=accuracy, config=config, backwards=backwards,
+                                    pretrained=want_pretrained(cfg, backwards), seq_len=cfg.seq_len, path=path or dls.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #83eeceac
+# %% ../nbs/02_ulmfit.ipynb #ad464602
 def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     "Texts of the first validation batch with their actual label, predicted label and its probability."
     b = learn.dls.valid.one_batch()
@@ -204,7 +205,7 @@ def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
     return pd.DataFrame(dict(text=[t[:width] for t in texts[:k]], actual=[vocab[i] for i in targs[:k]],
                              predicted=[vocab[i] for i in pred], probability=probs[:k].max(1).values.numpy().round(3)))
 
-# %% ../nbs/02_ulmfit.ipynb #93f5f13f
+# %% ../nbs/02_ulmfit.ipynb #c6a52c39
 def check_text(text) -> str:
     "Return `text` if it is a non-empty string, else raise a clear `TypeError`/`ValueError`."
     if not isinstance(text, str): raise TypeError(f"Expected a string of text, got {type(text).__name__}")
@@ -223,36 +224,37 @@ def predict_text(learn, text):
     with ensure_fp32(learn).no_bar(): label, idx, probs = learn.predict(text)
     return label, int(idx), probs
 
-# %% ../nbs/02_ulmfit.ipynb #1206a2e1
+# %% ../nbs/02_ulmfit.ipynb #452564b4
 def clf_datablock(path, cfg:ULMFiTConfig, text_vocab=None) -> DataBlock:
     "The classifier's data as an explicit `DataBlock` (the same data as `clf_dataloaders`)."
     return DataBlock(blocks=(TextBlock.from_folder(path, vocab=text_vocab, seq_len=cfg.seq_len), CategoryBlock),
                      get_items=get_text_files, get_y=parent_label,
                      splitter=GrandparentSplitter(valid_name='test'))
 
-# %% ../nbs/02_ulmfit.ipynb #dccbf83f
-def lm_dataloaders(path, cfg:ULMFiTConfig, bs=None):
-    "Language-model DataLoaders over every review in `path` (unsup included), 10% held out."
+# %% ../nbs/02_ulmfit.ipynb #a4888d2c
+def lm_dataloaders(path, cfg:ULMFiTConfig, bs=None, backwards=False):
+    "Language-model DataLoaders over every review in `path` (unsup included), 10% held out; texts reversed if `backwards`."
     set_seed(cfg.seed)
-    db = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab),
+    db = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab, backwards=backwards),
                    get_items=get_text_files, splitter=RandomSplitter(0.1, seed=cfg.seed))
     return db.dataloaders(path, path=path, bs=pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len, **loader_kwargs())
 
-def make_lm_learner(dls_lm, cfg:ULMFiTConfig):
-    "`language_model_learner(dls, AWD_LSTM, metrics=[accuracy, Perplexity()], wd=0.1)`, fp16 on CUDA."
+def make_lm_learner(dls_lm, cfg:ULMFiTConfig, backwards=False):
+    "`language_model_learner(dls, AWD_LSTM, metrics=[accuracy, Perplexity()], wd=0.1)`, fp16 on CUDA; a backward model if `backwards`."
     set_seed(cfg.seed)
     config = dict(awd_lstm_lm_config, **cfg.arch) if cfg.arch else None
-    learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=cfg.lm_drop_mult, pretrained=want_pretrained(cfg),
+    learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=cfg.lm_drop_mult, backwards=backwards,
+                                   pretrained=want_pretrained(cfg, backwards),
                                    metrics=[accuracy, Perplexity()], wd=cfg.wd, path=dls_lm.path)
     return learn.to_fp16() if cfg.use_fp16 else learn
 
-# %% ../nbs/02_ulmfit.ipynb #e15c1aa8
+# %% ../nbs/02_ulmfit.ipynb #b01c5b26
 def lm_metrics(learn) -> dict:
     "Validation loss, accuracy and perplexity of a language-model learner."
     loss, acc, ppl = learn.validate()
     return dict(valid_loss=float(loss), accuracy=float(acc), perplexity=float(ppl))
 
-# %% ../nbs/02_ulmfit.ipynb #8fdbb2e1
+# %% ../nbs/02_ulmfit.ipynb #84969461
 class CheckpointError(ValueError):
     "A checkpoint or encoder file exists but cannot be loaded."
 
@@ -280,7 +282,7 @@ def load_checkpoint(learn, name, **kwargs):
         raise CheckpointError(f"Could not load the checkpoint {file}: it is corrupt or was saved from a different "
                               f"model ({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #670428bf
+# %% ../nbs/02_ulmfit.ipynb #9a4dc760
 def save_encoder(learn, name) -> Path:
     "Like `learn.save_encoder(name)`, written atomically; returns the file."
     file = checkpoint_file(learn, name)
@@ -300,7 +302,7 @@ def load_encoder(learn, name, path=None):
                               f"model (vocabulary and AWD-LSTM config must be the language model's) "
                               f"({type(e).__name__}: {str(e)[:200]})") from e
 
-# %% ../nbs/02_ulmfit.ipynb #d7750f0a
+# %% ../nbs/02_ulmfit.ipynb #4c24becc
 def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:int=1, seed=None, decode=True):
     "`n_samples` continuations of `prompt` of `n_words` tokens each (decoded text, or the raw tokens)."
     check_text(prompt)
@@ -311,7 +313,7 @@ def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:in
     dec = {} if decode else dict(decoder=lambda toks: toks)
     return [learn.predict(prompt, n_words, temperature=temperature, no_bar=True, **dec) for _ in range(n_samples)]
 
-# %% ../nbs/02_ulmfit.ipynb #82649972
+# %% ../nbs/02_ulmfit.ipynb #cfbe8ba4
 def stage_lr(lr, freeze_to, factor=2.6**4):
     "The learning rate for one stage: `lr` for the head alone, else `slice(lr/factor, lr)`."
     return lr if freeze_to == -1 else slice(lr / factor, lr)
@@ -337,7 +339,7 @@ def gradual_unfreeze(learn, stages=CHAPTER_STAGES, factor=2.6**4, save_as=None) 
     df.attrs['losses'] = hist
     return df
 
-# %% ../nbs/02_ulmfit.ipynb #4d12bf7c
+# %% ../nbs/02_ulmfit.ipynb #e2bfb934
 def plot_stages(stages:pd.DataFrame, chapter=CHAPTER_RESULTS['stage_accuracy'], axs=None):
     "Training loss across stages and validation accuracy per stage (with the chapter's for comparison)."
     import matplotlib.pyplot as plt
