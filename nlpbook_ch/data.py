@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'DataNotFoundError', 'DataLayoutError', 'DatasetSpec', 'get_spec', 'check_data', 'shared_data_dirs',
-           'data_candidates', 'download_extract', 'find_data', 'imdb_unsup_dir', 'imdb_counts', 'imdb_workdir',
-           'load_imdb_sample']
+           'data_candidates', 'download_extract', 'find_data', 'imdb_full_archives', 'unpack_archive', 'find_imdb_full',
+           'imdb_unsup_dir', 'imdb_counts', 'imdb_workdir', 'load_imdb_sample']
 
 # %% ../nbs/01_data.ipynb #172e6f9c
 import os, shutil, tarfile, tempfile
@@ -39,6 +39,8 @@ DATASETS = {
     'imdb': DatasetSpec('imdb', ('imdb_subset', 'imdb', 'aclImdb'),
                         required=('train/pos', 'train/neg', 'test/pos', 'test/neg'),
                         url='https://s3.amazonaws.com/fast-ai-nlp/imdb.tgz', cache_name='imdb'),
+    'imdb_full': DatasetSpec('imdb_full', ('imdb_full', 'imdb'), required=('train/pos', 'train/neg', 'test/pos', 'test/neg', 'unsup'),
+                             url='https://s3.amazonaws.com/fast-ai-nlp/imdb.tgz', cache_name='imdb'),
     'imdb_sample': DatasetSpec('imdb_sample', ('imdb_sample.csv', 'imdb_sample/texts.csv'),
                                columns=('label', 'text', 'is_valid'),
                                url='https://s3.amazonaws.com/fast-ai-sample/imdb_sample.tgz',
@@ -161,6 +163,7 @@ def _not_found_message(spec, tried, online_checked):
 def find_data(name, path=None, download=True) -> Path:
     "Path to a usable copy of dataset `name` (see the lookup order above); download it if allowed and online."
     spec = get_spec(name)
+    if name == 'imdb_full': return find_imdb_full(path, download=download)
     if path is not None: return check_data(name, path)
     tried = []
     for desc, p in data_candidates(name):
@@ -169,6 +172,46 @@ def find_data(name, path=None, download=True) -> Path:
         except DataNotFoundError: tried.append((desc, p, None))
     online = is_online(timeout=3) if download else None
     if online: return check_data(name, _download(spec))
+    raise DataNotFoundError(_not_found_message(spec, tried, online))
+
+# %% ../nbs/01_data.ipynb #22c25a1b
+def imdb_full_archives() -> list:
+    "Places a local `imdb.tgz` may be, in order: `$NLPBOOK_DATA`, `shared/data` beside the repository, fastai's archive folder."
+    dirs = [Path(os.environ['NLPBOOK_DATA']).expanduser()] if os.environ.get('NLPBOOK_DATA') else []
+    dirs += shared_data_dirs()
+    res = [d/n/'imdb.tgz' for d in dirs for n in ('imdb_full', '.')]
+    return res + [Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()/'archive'/'imdb.tgz']
+
+def unpack_archive(archive, dest) -> Path:
+    "Unpack the local `archive` to `dest` atomically, through the same code path as a download; a corrupt archive raises `DataLayoutError`."
+    import gzip, zlib
+    archive = Path(archive)
+    if not archive.is_file(): raise DataNotFoundError(f"imdb_full: the archive {archive} does not exist")
+    try: return download_extract(f'file://{archive}', dest, fetch=lambda url, to: shutil.copyfile(archive, to))
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataLayoutError(f"imdb_full: the archive {archive} is corrupt or truncated ({type(e).__name__}: {e}); nothing was unpacked") from e
+
+# %% ../nbs/01_data.ipynb #480084b7
+def _unpacked(archive, dest) -> Path:
+    "`dest` if an earlier call unpacked it (it only exists once complete), else `archive` unpacked there."
+    return check_data('imdb_full', dest if Path(dest).exists() else unpack_archive(archive, dest))
+
+def find_imdb_full(path=None, download=True) -> Path:
+    "The whole IMDB set, unpacked: `path` (a folder or an `imdb.tgz`), an unpacked copy, a local archive (unpacked into the cache once), or a download."
+    spec = get_spec('imdb_full')
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file(): return check_data('imdb_full', p)
+        return _unpacked(p, cache_dir('data')/f"imdb_full-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:8]}")
+    tried = []
+    for desc, p in data_candidates('imdb_full'):
+        try: return check_data('imdb_full', p)
+        except DataNotFoundError: tried.append((desc, p, None))
+    for a in imdb_full_archives():
+        if a.is_file(): return _unpacked(a, cache_dir('data')/'imdb_full')
+        tried.append(('archive', a, None))
+    online = is_online(timeout=3) if download else None
+    if online: return check_data('imdb_full', _download(spec))
     raise DataNotFoundError(_not_found_message(spec, tried, online))
 
 # %% ../nbs/01_data.ipynb #d1447f5f

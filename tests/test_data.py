@@ -29,7 +29,7 @@ def test_env_var_comes_before_shared_data(tmp_path, monkeypatch):
     assert find_data('gpt2_tokenizer') == d
 
 def test_unknown_name_lists_known_ones():
-    with pytest.raises(ValueError, match='known datasets: imdb, imdb_sample, gpt2_tokenizer'): find_data('imbd')
+    with pytest.raises(ValueError, match='known datasets: imdb, imdb_full, imdb_sample, gpt2_tokenizer'): find_data('imbd')
     with pytest.raises(TypeError): find_data(None)
 
 def test_wrong_layout_names_missing_subfolder(tmp_path):

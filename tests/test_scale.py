@@ -7,7 +7,7 @@ from nlpbook_ch.data import imdb_workdir
 from nlpbook_ch import ulmfit as U, scale as S
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(arch=dict(emb_sz=16, n_hid=32, n_layers=2), max_vocab=600, lm_bs=32, lm_seq_len=24, clf_bs=8,
+TINY = dict(arch=dict(emb_sz=16, n_hid=32, n_layers=2), pretrained=False, max_vocab=600, lm_bs=32, lm_seq_len=24, clf_bs=8,
             lm_frozen=[1, 2e-2], lm_unfrozen=[1, 1e-2], stages=[[-1, 1, 2e-2], [None, 1, 1e-3]])
 
 @pytest.fixture(scope='module')

@@ -78,8 +78,18 @@ def test_full_config_is_the_chapters():
     assert cfg.pretrained and cfg.arch == {} and cfg.lm_unfrozen == (10, 1e-3) and cfg.lr_factor == 2.6**4
     assert cfg.drop_mult == 0.5 and cfg.wd == 0.1
 
-def test_full_mode_offline_without_weights_says_where_to_put_them(monkeypatch, tmp_path):
+def test_full_mode_offline_starts_from_the_project_model(monkeypatch, tmp_path):
     monkeypatch.setenv('FASTAI_HOME', str(tmp_path))
     monkeypatch.setenv('NLPBOOK_OFFLINE', '1')
-    with pytest.raises(U.PretrainedWeightsUnavailable, match='wt103-fwd'): U.want_pretrained(U.ulmfit_config('full'))
+    msgs = []
+    pre = U.resolve_pretrained(U.ulmfit_config('full'), log=msgs.append)
+    assert pre.source == 'project' and pre.arch == U.SMALL_AWD_LSTM and (pre.folder/'lm_weights.pth').exists()
+    assert 'offline: starting from' in msgs[0] and 'awd_lstm_imdb_small' in msgs[0]
+    assert U.want_pretrained(U.ulmfit_config('full')) is False
     assert not (tmp_path/'archive').exists()   # no lock files left behind
+
+def test_pretrained_of_another_size_is_refused():
+    with pytest.raises(ValueError, match='an AWD-LSTM of size'): U.resolve_pretrained(U.ulmfit_config('quick', arch=dict(emb_sz=16, n_hid=32, n_layers=2)))
+
+def test_missing_project_model_says_where_it_looked(monkeypatch, tmp_path):
+    with pytest.raises(FileNotFoundError, match='NLPBOOK_PRETRAINED'): U.resolve_pretrained(U.ulmfit_config('quick', pretrained_model='nope'))
