@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['FLAG_REASONS', 'STYLE', 'nbs_folder', 'docs_notebooks', 'executed_folder', 'cell_directives', 'skip_badge',
            'exported_defs', 'markdown_html', 'code_html', 'signature_html', 'output_html', 'cell_html', 'page_title',
-           'toc_entries', 'page_html', 'write_public', 'build_docs', 'contrast_text']
+           'toc_entries', 'page_html', 'write_public', 'api_index', 'build_docs', 'contrast_text']
 
 # %% ../nbs/07_docs.ipynb #f98fbf7f
-import ast, base64, configparser, html, io, json, os, re, shutil, tokenize, warnings
+import ast, base64, configparser, html, io, json, re, tokenize, warnings
 from pathlib import Path
 from .core import atomic_path
 
@@ -111,6 +111,7 @@ def _param_docs(node, lines) -> dict:
     by_line = {arg.lineno: arg.arg for arg in args}
     return {name: comments[l] for l, name in by_line.items() if l in comments}
 
+# %% ../nbs/07_docs.ipynb #7f9d0424
 def exported_defs(source:str) -> list:
     "Public functions, classes and documented constants defined at the top of `source`: dicts of name, kind, sig, doc, params."
     tree, lines, res = ast.parse(source), source.splitlines(), []
@@ -125,7 +126,7 @@ def exported_defs(source:str) -> list:
                 res.append(dict(name=targets[0].id, kind='const', sig=targets[0].id, doc=nxt.value.value, params={}))
     return res
 
-# %% ../nbs/07_docs.ipynb #01ccb6ba
+# %% ../nbs/07_docs.ipynb #dc1942df
 def _slug(text:str) -> str:
     "A heading's anchor as GitHub and Quarto make it (lower case, punctuation dropped, spaces to dashes), so README links work here too."
     t = html.unescape(re.sub(r'<[^>]+>', '', text)).strip().lower()
@@ -143,6 +144,7 @@ def markdown_html(text:str, links:dict|None=None) -> str:
     out = re.sub(r'href="(?:nbs/)?([\w-]+)\.ipynb(#[^"]*)?"', lambda m: f'href="{m[1]}.html{m[2] or ""}"', out)
     return out.replace('src="nbs/images/', 'src="images/')   # README-relative image paths (index.ipynb)
 
+# %% ../nbs/07_docs.ipynb #207edbba
 def code_html(code:str, lang:str='python') -> str:
     "`code` highlighted by pygments, in a `div.highlight`, one `span.line` per line (so a wrapped line can be indented)."
     from pygments import highlight
@@ -154,7 +156,7 @@ def code_html(code:str, lang:str='python') -> str:
     lines = body.removeprefix('<span></span>').removesuffix('\n').split('\n')   # pygments closes its spans at each line end
     return head + '<pre>' + ''.join(f'<span class="line">{l or " "}</span>' for l in lines) + '</pre>' + tail
 
-# %% ../nbs/07_docs.ipynb #f28ffe08
+# %% ../nbs/07_docs.ipynb #4cfc022d
 def signature_html(d:dict, links:dict|None=None) -> str:
     "One `exported_defs` entry as a `show_doc`-style block: the name as an anchor, the signature, the docstring and parameters."
     n = html.escape(d['name'])
@@ -165,7 +167,7 @@ def signature_html(d:dict, links:dict|None=None) -> str:
     return (f'<div class="sig"><h4 class="sig-name" id="{n}"><a href="#{n}">{n}</a></h4>{sig}'
             f'<div class="sig-doc">{markdown_html(d["doc"], links)}</div>{table}</div>')
 
-# %% ../nbs/07_docs.ipynb #dd345f66
+# %% ../nbs/07_docs.ipynb #50e5d4f6
 def output_html(out, save_png=None) -> str:
     "HTML for one notebook output; `save_png(bytes) -> url` stores figures (else they are inlined)."
     from nbconvert.filters import ansi2html
@@ -183,7 +185,7 @@ def output_html(out, save_png=None) -> str:
     if 'text/plain' in data: return f'<pre class="out">{html.escape(data["text/plain"])}</pre>'
     return ''
 
-# %% ../nbs/07_docs.ipynb #f8ed491b
+# %% ../nbs/07_docs.ipynb #7159a726
 def _merged_streams(outputs) -> list:
     "Consecutive stream outputs of one kind joined, and each line shown as its last `\\r` rewrite left it (progress bars), as Jupyter does."
     res = []
@@ -194,8 +196,9 @@ def _merged_streams(outputs) -> list:
     for o in res:
         if o.get('output_type') == 'stream':
             o['text'] = '\n'.join(l.rstrip('\r').rsplit('\r', 1)[-1] for l in o.get('text', '').split('\n'))
-    return res
+    return [o for o in res if o.get('output_type') != 'stream' or o['text'].strip()]
 
+# %% ../nbs/07_docs.ipynb #c531738b
 def cell_html(cell, defs:dict, shown=(), links=None, save_png=None) -> str:
     "HTML for one cell; `defs` maps names to `exported_defs` entries, `shown` are the names the notebook `show_doc`s itself."
     if cell.cell_type == 'markdown': return f'<div class="md">{markdown_html(cell.source, links)}</div>'
@@ -217,7 +220,7 @@ def cell_html(cell, defs:dict, shown=(), links=None, save_png=None) -> str:
     body = ''.join(parts)
     return f'<div class="cell">{body}</div>' if body else ''
 
-# %% ../nbs/07_docs.ipynb #5cde69a1
+# %% ../nbs/07_docs.ipynb #36734bd5
 def page_title(nb) -> tuple:
     "The notebook's title (its first `# ` heading) and description (the `> ` lines after it); ('', '') if none."
     for c in nb.cells:
@@ -228,7 +231,7 @@ def page_title(nb) -> tuple:
                 return l[2:].strip(), after[0][1:].strip() if after and after[0].startswith('>') else ''
     return '', ''
 
-# %% ../nbs/07_docs.ipynb #d93975fd
+# %% ../nbs/07_docs.ipynb #0d147a2e
 def toc_entries(body:str) -> list:
     "(level, id, text) for each h2/h3 heading and each documented name (level 4) in a page body, in order."
     res = []
@@ -237,7 +240,7 @@ def toc_entries(body:str) -> list:
         res.append((int(m[1]), m[2], html.unescape(re.sub(r'<[^>]+>', '', text)).strip()))
     return res
 
-# %% ../nbs/07_docs.ipynb #36767d1e
+# %% ../nbs/07_docs.ipynb #5711487a
 def page_html(body:str, title:str, pages:list, i:int, site:dict, description='', module=None, note='') -> str:
     "A whole page: top bar, sidebar (`pages`: (file, label) in reading order, this one `i`), content, table of contents, prev/next."
     e = html.escape
@@ -245,7 +248,8 @@ def page_html(body:str, title:str, pages:list, i:int, site:dict, description='',
     toc = ''.join(f'<li class="l{lv}"><a href="#{e(a)}">{e(t)}</a></li>' for lv, a, t in toc_entries(body))
     prev = f'<a class="prev" href="{pages[i-1][0]}">&larr; {e(pages[i-1][1])}</a>' if i > 0 else '<span></span>'
     nxt = f'<a class="next" href="{pages[i+1][0]}">{e(pages[i+1][1])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
-    head = (f'<h1 class="title">{e(title)}</h1>' + (f'<p class="description">{e(description)}</p>' if description else '')
+    desc = re.sub(r'^<p>(.*)</p>\s*$', r'\1', markdown_html(description), flags=re.S) if description else ''
+    head = (f'<h1 class="title">{e(title)}</h1>' + (f'<p class="description">{desc}</p>' if desc else '')
             + (f'<p class="module">module <code>{e(module)}</code></p>' if module else '') + (f'<div class="note">{note}</div>' if note else ''))
     repo = f'<a href="{e(site["repo"])}">GitHub</a>' if site.get('repo') else ''
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -255,7 +259,7 @@ def page_html(body:str, title:str, pages:list, i:int, site:dict, description='',
             f'<nav class="sidebar"><ul>{side}</ul></nav>\n<main>{head}\n{body}\n<nav class="pager">{prev}{nxt}</nav></main>\n'
             f'<nav class="toc"><h5>On this page</h5><ul>{toc}</ul></nav></div>\n</body></html>\n')
 
-# %% ../nbs/07_docs.ipynb #f6817068
+# %% ../nbs/07_docs.ipynb #b47f2dac
 def write_public(path, data) -> Path:
     "Write `data` (str or bytes) to `path` atomically, with mode 0644 (folders created on the way get 0755)."
     path = Path(path)
@@ -266,12 +270,12 @@ def write_public(path, data) -> Path:
         tmp.chmod(0o644)
     return path
 
-# %% ../nbs/07_docs.ipynb #ab770b03
+# %% ../nbs/07_docs.ipynb #02f51fad
 STYLE = '''
 :root { --accent: #2c6fbb; --muted: #6c757d; --line: #dee2e6; --code-bg: #f6f8fa; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 16px/1.6 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #212529; }
-a { color: var(--accent); }
+a { color: var(--accent); } [id] { scroll-margin-top: 3.6em; }   /* anchors clear the sticky top bar */
 header.top { position: sticky; top: 0; z-index: 2; display: flex; gap: 1.5em; align-items: baseline; padding: .6em 1.5em; background: var(--accent); }
 header.top a { color: #fff; text-decoration: none; } header.top .brand { font-weight: 600; font-size: 1.15em; }
 header.top .build { margin-left: auto; color: #e3ecf7; font-size: .85em; }
@@ -312,29 +316,53 @@ nav.pager a { text-decoration: none; font-weight: 600; }
 '''
 "The site's CSS (pygments' colours for code are added to it)."
 
-# %% ../nbs/07_docs.ipynb #a045efe3
+# %% ../nbs/07_docs.ipynb #2cdae322
+def _code_sources(nb) -> list: return [c.source for c in nb.cells if c.cell_type == 'code']
+
+def _module(nb, lib:str) -> str|None:
+    "The module a notebook exports to (its `#| default_exp`), with the library's name."
+    m = next((m for s in _code_sources(nb) for m in [re.match(r'\s*#\|\s*default_exp\s+(\S+)', s)] if m), None)
+    return f'{lib}.{m[1]}' if m else None
+
+def api_index(nbs:dict, files:dict, lib:str='') -> tuple:
+    "For `nbs` (path -> notebook) and their pages `files`: the names documented (`exported_defs`), links to them, and the names each notebook `show_doc`s."
+    defs, links, shown = {}, {}, {}
+    for p, nb in nbs.items():
+        mod = _module(nb, lib)
+        links.update({p.name: files[p], f'nbs/{p.name}': files[p], **({mod: files[p]} if mod else {})})
+        shown[p] = set(re.findall(r'^show_doc\(\s*([\w.]+)', '\n'.join(_code_sources(nb)), re.M))
+        for c in nb.cells:
+            d, code = cell_directives(c) if c.cell_type == 'code' else ({}, '')
+            if not {'export', 'exports'} & set(d) or 'hide' in d: continue
+            try: found = exported_defs(code)
+            except SyntaxError: found = []
+            for x in found:
+                defs[x['name']], url = x, f"{files[p]}#{x['name']}"
+                links.update({x['name']: url, **({f"{mod}.{x['name']}": url} if mod else {})})
+    return defs, links, shown
+
+# %% ../nbs/07_docs.ipynb #444d017a
 def _site_info(nbs:Path) -> dict:
     cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(nbs.parent/'settings.ini')
     d = cfg['DEFAULT']
     return dict(name=d.get('title', d.get('lib_name', 'docs')), repo=d.get('git_url', ''), lib=d.get('lib_name', ''))
-
-def _without_title(cell, title):
-    "`cell` without the `# title` line and the `> description` after it (they go in the page header)."
-    lines = cell.source.splitlines() if cell.cell_type == 'markdown' and title else []
-    if f'# {title}' not in lines: return cell
-    i = lines.index(f'# {title}')
-    j = next((k for k in range(i + 1, len(lines)) if lines[k].strip()), len(lines))
-    rest = lines[:i] + lines[j + 1 if j < len(lines) and lines[j].startswith('>') else i + 1:]
-    import nbformat
-    return nbformat.from_dict({**cell, 'source': '\n'.join(rest).strip()})
-
-def _code_sources(nb) -> list: return [c.source for c in nb.cells if c.cell_type == 'code']
 
 def _build_note(exe) -> str:
     if exe is None: return 'built from the source notebooks: no outputs (run `nlpbook-ch chapter` first)'
     mode = json.loads((exe/'figures.json').read_text()).get('mode', '') if (exe/'figures.json').exists() else ''
     return f"outputs from {'a ' + mode + '-mode' if mode else 'the'} run in {exe.name}/"
 
+def _without_title(cell, title):
+    "`cell` without the `# title` line and the `> description` after it (they go in the page header)."
+    import nbformat
+    lines = cell.source.splitlines() if cell.cell_type == 'markdown' and title else []
+    if f'# {title}' not in lines: return cell
+    i = lines.index(f'# {title}')
+    j = next((k for k in range(i + 1, len(lines)) if lines[k].strip()), len(lines))
+    rest = lines[:i] + lines[j + 1 if j < len(lines) and lines[j].startswith('>') else i + 1:]
+    return nbformat.from_dict({**cell, 'source': '\n'.join(rest).strip()})
+
+# %% ../nbs/07_docs.ipynb #d7a0b0d9
 def build_docs(out, executed=None, nbs=None) -> list:
     "Render the notebooks of `nbs` (the executed copies in `executed`, see `executed_folder`) as a site in `out`; returns the pages in reading order."
     import nbformat
@@ -343,50 +371,34 @@ def build_docs(out, executed=None, nbs=None) -> list:
     if not sources: raise FileNotFoundError(f"No notebooks in {nbs_folder(nbs)}")
     site, out = _site_info(sources[0].parent), Path(out)
     site['build'] = _build_note(exe)
-    nbs_ = {p: nbformat.read(p, as_version=4) for p in sources}
-    used = {p: nbformat.read(exe/p.name, as_version=4) if exe and (exe/p.name).exists() else nbs_[p] for p in sources}
+    stored = {p: nbformat.read(p, as_version=4) for p in sources}
+    used = {p: nbformat.read(exe/p.name, as_version=4) if exe and (exe/p.name).exists() else stored[p] for p in sources}
     files = {p: 'index.html' if p.stem == 'index' else f'{p.stem}.html' for p in sources}
-    mods = {p: next((m[1] for s in _code_sources(nbs_[p]) for m in [re.match(r'\s*#\|\s*default_exp\s+(\S+)', s)] if m), None) for p in sources}
-    mods = {p: f"{site['lib']}.{m}" if m else None for p, m in mods.items()}
-    defs, links, shown = {}, {}, {}
-    for p, nb in used.items():
-        links.update({p.name: files[p], f'nbs/{p.name}': files[p], **({mods[p]: files[p]} if mods[p] else {})})
-        shown[p] = set(re.findall(r'^show_doc\(\s*([\w.]+)', '\n'.join(_code_sources(nb)), re.M))
-        for c in nb.cells:
-            d, code = cell_directives(c) if c.cell_type == 'code' else ({}, '')
-            if {'export', 'exports'} & set(d) and not 'hide' in d:
-                try: found = exported_defs(code)
-                except SyntaxError: found = []
-                for x in found:
-                    defs[x['name']] = x
-                    links.update({x['name']: f"{files[p]}#{x['name']}", f"{mods[p]}.{x['name']}": f"{files[p]}#{x['name']}"})
+    defs, links, shown = api_index(used, files, site['lib'])
     pages = [(files[p], 'Home' if p.stem == 'index' else (page_title(used[p])[0] or p.stem)) for p in sources]
-    figs = out/'figures'
-    old_figs = set(figs.glob('*.png')) if figs.is_dir() else set()
     write_public(out/'style.css', STYLE + HtmlFormatter(style='default').get_style_defs('.highlight'))
     images = sources[0].parent/'images'
     for f in (sorted(images.rglob('*')) if images.is_dir() else []):
         if f.is_file(): write_public(out/'images'/f.relative_to(images), f.read_bytes())
-    res = []
+    stale, res = set((out/'figures').glob('*.png')), []
     for i, p in enumerate(sources):
-        nb, n_fig = used[p], [0]
+        figs = []
         def save_png(data, stem=p.stem):
-            n_fig[0] += 1; f = write_public(figs/f'{stem}_{n_fig[0]}.png', data); old_figs.discard(f)
-            return f'figures/{f.name}'
-        title, desc = page_title(nb)
-        cells = [_without_title(c, title) for c in nb.cells]
-        body = '\n'.join(h for h in (cell_html(c, defs, shown[p], links, save_png) for c in cells if c.get('source', '').strip()) if h)
-        body = body.replace('<div class="md"></div>', '')
+            figs.append(write_public(out/'figures'/f'{stem}_{len(figs) + 1}.png', data)); stale.discard(figs[-1])
+            return f'figures/{figs[-1].name}'
+        title, desc = page_title(used[p])
+        cells = [_without_title(c, title) for c in used[p].cells if c.get('source', '').strip()]
+        body = '\n'.join(h for c in cells if (h := cell_html(c, defs, shown[p], links, save_png)) and h != '<div class="md"></div>')
         note = ''
-        if exe and used[p] is nbs_[p]: note = f'No outputs on this page: {exe.name}/ has no executed copy of {p.name}.'
-        elif _code_sources(used[p]) != _code_sources(nbs_[p]):
+        if exe and used[p] is stored[p]: note = f'No outputs on this page: {exe.name}/ has no executed copy of {p.name}.'
+        elif _code_sources(used[p]) != _code_sources(stored[p]):
             note = f'The outputs on this page come from an earlier version of {p.name}: rerun <code>nlpbook-ch chapter</code> to update them.'
-        res.append(write_public(out/files[p], page_html(body, title or p.stem, pages, i, site, desc, mods[p], note)))
-    for f in old_figs: f.unlink()
+        res.append(write_public(out/files[p], page_html(body, title or p.stem, pages, i, site, desc, _module(stored[p], site['lib']), note)))
+    for f in stale: f.unlink()   # figures of an earlier build
     out.chmod(0o755)
     return res
 
-# %% ../nbs/07_docs.ipynb #5db0e369
+# %% ../nbs/07_docs.ipynb #dceb1060
 def contrast_text(ax=None):
     "Colour each text drawn over an image in `ax` (default: the current axes) black or white, whichever reads on its cell."
     import matplotlib.pyplot as plt
