@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['FIGURES', 'COMMANDS', 'USER_ERRORS', 'stage_names', 'config_to_json', 'config_from_json', 'read_state', 'run_ulmfit',
            'load_trained', 'read_texts', 'classify', 'repo_notebooks', 'flags_to_skip', 'run_notebook', 'run_chapter',
-           'build_docs', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token',
-           'cmd_docs', 'main', 'console']
+           'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token', 'cmd_docs',
+           'main', 'console']
 
 # %% ../nbs/04_cli.ipynb #a235d512
 import json, os, shutil, sys, time, traceback, warnings
@@ -230,44 +230,7 @@ def run_chapter(out, mode=None, only=None, log=print) -> dict:
     return res
 
 # %% ../nbs/04_cli.ipynb #c7790e47
-def _title(nb) -> str:
-    for c in nb.cells:
-        if c.cell_type == 'markdown':
-            for l in c.source.splitlines():
-                if l.startswith('# '): return l[2:].strip()
-    return ''
-
-def _page_name(p): return 'index.html' if p.stem == 'index' else f'{p.stem}.html'
-
-def build_docs(out, executed=None) -> list:
-    "Render every notebook to `out/*.html` with a navigation bar; returns the pages in reading order."
-    import nbformat
-    from nbconvert import HTMLExporter
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    nbs = repo_notebooks()
-    nb_objs = {}
-    for p in nbs:
-        src = Path(executed)/p.name if executed and (Path(executed)/p.name).exists() else p
-        nb_objs[p] = nbformat.read(src, as_version=4)
-    links = ' | '.join(f'<a href="{_page_name(p)}">{"Home" if p.stem == "index" else (_title(nb) or p.stem)}</a>'
-                       for p, nb in nb_objs.items())
-    nav = f'<nav style="padding:0.6em 1em;border-bottom:1px solid #ccc;font-family:sans-serif">{links}</nav>'
-    exporter = HTMLExporter(template_name='lab')
-    pages = []
-    images = nbs[0].parent/'images'
-    if images.is_dir(): shutil.copytree(images, out/'images', dirs_exist_ok=True)
-    for p, nb in nb_objs.items():
-        nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and '#| hide' in c.source.splitlines())]
-        for c in nb.cells:   # nbdev directives are for the tools, not the reader
-            if c.cell_type == 'code': c.source = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|'))
-        nb.cells = [c for c in nb.cells if c.source.strip()]
-        html, _ = exporter.from_notebook_node(nb)
-        html = html.replace('src="nbs/images/', 'src="images/')   # README-relative image paths (index.ipynb)
-        html = html.replace('<body', '<body', 1)
-        i = html.index('>', html.index('<body')) + 1
-        with atomic_path(out/_page_name(p)) as tmp: tmp.write_text(html[:i] + nav + html[i:], encoding='utf-8')
-        pages.append(out/_page_name(p))
-    return pages
+from .docs import build_docs
 
 # %% ../nbs/04_cli.ipynb #6b141b63
 def _fmt_table(df) -> str: return df.to_string(index=False)
