@@ -40,7 +40,8 @@ def test_docs_sidebar_lists_every_notebook_in_order():
     import yaml
     side = yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']
     nbs = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
-    assert side == ['index.ipynb'] + [n for n in nbs if n != 'index.ipynb']
+    assert side[0] == 'index.ipynb' and sorted(side) == nbs and len(set(side)) == len(side)   # each notebook once, home first
+    assert side.index('06_pretrain.ipynb') < side.index('02_ulmfit.ipynb')   # reading order: stage 1 before the chapter's ULMFiT
     assert 'sidebar.yml' in (ROOT/'nbs'/'_quarto.yml').read_text()
 
 def test_notebooks_are_clean(tmp_path):
