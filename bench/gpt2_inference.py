@@ -7,8 +7,10 @@ greedy decoding, which always generates exactly n tokens here. The tokenizer is 
 
     python bench/gpt2_inference.py           # default: 16/64/256 new tokens, batch 1 and 8
     python bench/gpt2_inference.py --quick   # 16 new tokens, batch 1 and 8, no repeats: about a minute
+    python bench/gpt2_inference.py --model pretrained/gpt2_imdb_small   # a saved model folder instead (its own tokenizer)
 
-Writes bench/results/gpt2_inference{.md,.json} (the --quick run: gpt2_inference_quick.*).
+Writes bench/results/gpt2_inference{.md,.json} (the --quick run: gpt2_inference_quick.*; with --model DIR:
+gpt2_inference_<folder name>.*).
 """
 import argparse, json, statistics, sys, time, warnings
 from pathlib import Path
@@ -38,12 +40,14 @@ def weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 # ---------------------------------------------------------------- generation methods
-def naive_generate(model, ids, n_tokens:int):
-    "Greedy decoding without a KV cache: every step re-runs the whole sequence so far."
+def naive_generate(model, ids, n_tokens:int, eos_id:int|None=None):
+    """Greedy decoding without a KV cache: every step re-runs the whole sequence so far.
+    `eos_id` is never chosen, as `generate` with `min_new_tokens` = `max_new_tokens` never chooses it (`cached_generate`)."""
     import torch
     with torch.no_grad():
         for _ in range(n_tokens):
             logits = model(ids, use_cache=False).logits[:, -1]
+            if eos_id is not None: logits[:, eos_id] = -float('inf')
             ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
     return ids
 
@@ -71,7 +75,7 @@ def time_generation(model, tokenizer, n_tokens:int, batch:int=1, method:str='cac
         t0 = time.perf_counter()
         if method == 'complete': new = complete(model, tokenizer, prompt, n_tokens=n_tokens, return_ids=True)[1]
         elif method == 'cache': new = cached_generate(model, ids, n_tokens, pad)[0, ids.shape[1]:].tolist()
-        elif method == 'naive': new = naive_generate(model, ids, n_tokens)[0, ids.shape[1]:].tolist()
+        elif method == 'naive': new = naive_generate(model, ids, n_tokens, tokenizer.eos_token_id)[0, ids.shape[1]:].tolist()
         else: raise ValueError(f"unknown method {method!r}")
         times.append(time.perf_counter() - t0)
     s = statistics.median(times)
@@ -128,21 +132,28 @@ def thread_probe(model, tokenizer, threads=(1, 2), n_tokens:int=16, rounds:int=2
     finally: torch.set_num_threads(before)
     return [dict(threads=t, tokens_per_s=v) for t, v in best.items()]
 
+def load_folder(model_dir):
+    "The model (float32, CPU, eval mode) and tokenizer saved in `model_dir`, loaded with the package's `load_model`/`load_tokenizer`."
+    from nlpbook_ch.gpt2 import load_model, load_tokenizer
+    return load_model(model_dir, device='cpu'), load_tokenizer(model_dir)
+
 def run(lengths=(16, 64, 256), batches=(1, 8), repeats:int=3, naive_budget_s:float=400, quick=False, threads:int|None=1,
-        log=print) -> dict:
+        log=print, model_dir=None, probe:bool=True) -> dict:
     "Every (method, length, batch) case, next_token_table's overhead and the bandwidth bound. Returns raw results."
     import torch
     t_start = time.perf_counter()
-    tok = load_gpt2_tokenizer()
     C.reset_peak_rss()
     base = C.current_rss()
-    model = gpt2_small()
+    if model_dir is None: model, tok = gpt2_small(), load_gpt2_tokenizer()
+    else: model, tok = load_folder(model_dir)
     wb = weight_bytes(model)
-    probe = thread_probe(model, tok, rounds=1 if quick else 2)
-    log('thread probe (16 tokens, batch 1, KV cache): ' + ', '.join(f"{p['threads']} thread(s) {p['tokens_per_s']:.1f} tok/s" for p in probe))
+    probe = thread_probe(model, tok, rounds=1 if quick else 2) if probe else []
+    if probe: log('thread probe (16 tokens, batch 1, KV cache): ' + ', '.join(f"{p['threads']} thread(s) {p['tokens_per_s']:.1f} tok/s" for p in probe))
     if threads: torch.set_num_threads(threads)
     info = C.machine_info()
-    info['model'] = f"random GPT-2 small, {n_params(model)/1e6:.1f}M parameters, {wb/2**20:.0f} MiB float32"
+    info['model'] = (f"random GPT-2 small, {n_params(model)/1e6:.1f}M parameters, {wb/2**20:.0f} MiB float32" if model_dir is None else
+                     f"{Path(model_dir).name} (the folder {model_dir}, loaded with `nlpbook_ch.gpt2.load_model`), "
+                     f"{n_params(model)/1e6:.1f}M parameters, {wb/2**20:.0f} MiB float32")
     log(info['model'])
     bw = copy_bandwidth(256 if quick else 512)
     log(f"copy bandwidth {bw['copy_gbps']:.1f} GB/s (read+write), read (sum) {bw['read_gbps']:.1f} GB/s")
@@ -168,10 +179,10 @@ def run(lengths=(16, 64, 256), batches=(1, 8), repeats:int=3, naive_budget_s:flo
     info['load_at_end'] = C.loadavg()
     info['total_seconds'] = round(time.perf_counter() - t_start, 1)
     return dict(machine=info, weight_bytes=wb, params=n_params(model), rss_before_model_mb=(base or 0) / 2**20, thread_probe=probe,
-                bandwidth=bw, cases=cases, skipped=skipped, next_token_table=ntt,
+                bandwidth=bw, cases=cases, skipped=skipped, next_token_table=ntt, model_dir=None if model_dir is None else str(model_dir),
                 memory_method="peak resident set size of this process per case: Linux VmHWM from /proc/self/status, "
                               "reset before each case by writing 5 to /proc/self/clear_refs (whole process: Python, "
-                              "torch, the 475 MiB model and activations, not just tensors)")
+                              f"torch, the {wb/2**20:.0f} MiB model and activations, not just tensors)")
 
 def _naive_estimate(cases, n, b):
     "Estimate a naive case's time from the longest measured naive case of the same batch (work grows ~ n²/2 + prompt·n)."
@@ -220,29 +231,36 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
     skipped = [f"naive loop, {s['n_tokens']} tokens, batch {s['batch']}: skipped, estimated {s['estimated_s']} s "
                f"(over the per-case budget; estimate scales the longest measured naive case of that batch by the quadratic work)"
                for s in res['skipped']]
+    folder = res.get('model_dir')
+    wmib = res['weight_bytes'] / 2**20
+    probe = res.get('thread_probe', [])
     parts = [
-        '# GPT-2 small inference on CPU: KV cache vs naive loop', '',
+        f"# {'GPT-2 small' if folder is None else Path(folder).name} inference on CPU: KV cache vs naive loop", '',
         f"Generated by `{cmd}`{' (**--quick** smoke run)' if quick else ''} on {m['date']}; whole run {m['total_seconds']:.0f} s. "
         "Do not edit by hand: rerun the script.", '',
-        f"- Model: {m['model']}; the real GPT-2 tokenizer (shipped data). Prompt {PROMPT!r} "
+        f"- Model: {m['model']}; {'the real GPT-2 tokenizer (shipped data)' if folder is None else 'the tokenizer saved in its folder'}. Prompt {PROMPT!r} "
         f"({res['cases'][0]['prompt_tokens'] if res['cases'] else '?'} tokens), greedy decoding of exactly n new tokens, float32, eval, no_grad.",
         "- `complete` = `nlpbook_ch.gpt2.complete` (one prompt only: it has no batch argument). Batch 8 is measured with "
         "`model.generate` directly, with the same settings `complete` uses (attention mask of ones, min=max new tokens, KV cache, greedy); "
         "`generate` rows at batch 1 are the same call without `complete`'s wrapper.",
-        "- Naive loop: `model(ids, use_cache=False)` on the whole sequence at every step, argmax, append.",
+        "- Naive loop: `model(ids, use_cache=False)` on the whole sequence at every step, argmax (end-of-text excluded, as "
+        "`generate` excludes it when `min_new_tokens` equals `max_new_tokens`), append.",
         f"- tokens/s = new tokens × batch / wall seconds (median of {max(c['repeats'] for c in res['cases']) if res['cases'] else 0} runs for "
         f"the cached methods, one run for the naive loop), prompt processing included.",
-        f"- Bandwidth bound: each decoding step must read every weight once ({res['weight_bytes']/2**20:.0f} MiB, far above the "
-        f"L3 cache); measured with {bw['threads']} thread(s) on a {bw['mib']} MiB tensor: read bandwidth (torch `sum`) "
+        f"- Bandwidth bound: each decoding step must read every weight once ({wmib:.0f} MiB, "
+        + ("far above the L3 cache" if wmib > 128 else "small enough to stay partly in the CPU caches, so the bound is only indicative")
+        + f"); measured with {bw['threads']} thread(s) on a {bw['mib']} MiB tensor: read bandwidth (torch `sum`) "
         f"{bw['read_gbps']:.1f} GB/s, copy bandwidth (`copy_`, read+write counted) {bw['copy_gbps']:.1f} GB/s. "
         f"Bound = batch × {bw['read_gbps']:.1f} GB/s / weight bytes "
         f"= {res['bandwidth']['read_gbps']*1e9/res['weight_bytes']:.1f} steps/s. It ignores compute (which dominates at batch 8 "
         f"and for the naive loop) and cache effects.",
         f"- Memory: {res['memory_method']}. RSS before building the model: {res['rss_before_model_mb']:.0f} MiB.",
         f"- Shared, noisy 2-core machine: compare ratios within this run only. All cases ran with {m['torch_threads']} torch "
-        "thread(s) (`--threads`). A probe at the start of the run (best of its rounds, cached 16 tokens, batch 1): "
-        + ', '.join(f"{p['threads']} thread(s) {p['tokens_per_s']:.1f} tok/s" for p in res.get('thread_probe', []))
-        + " (with other work on the cores, a second OpenMP thread can make things slower, not faster).", '',
+        "thread(s) (`--threads`). "
+        + ("A probe at the start of the run (best of its rounds, cached 16 tokens, batch 1): "
+           + ', '.join(f"{p['threads']} thread(s) {p['tokens_per_s']:.1f} tok/s" for p in probe)
+           + " (with other work on the cores, a second OpenMP thread can make things slower, not faster)." if probe
+           else "No thread probe in this run (`--no-probe`)."), '',
         '## Tokens per second', '', C.md_table(rows), '', *[f'- {s}' for s in skipped], '',
         '## `next_token_table` vs one bare forward pass', '',
         f"Median of {ntt['repeats']} alternating runs on the {PROMPT!r} prompt (k={ntt['k']}): bare forward "
@@ -259,14 +277,20 @@ def main(argv=None):
     p.add_argument('--repeats', type=int, help='runs per cached case, median reported (default 3; --quick 1)')
     p.add_argument('--naive-budget', type=float, default=400, help='skip a naive case estimated to take longer (s)')
     p.add_argument('--threads', type=int, default=1, help='torch threads for the measured cases (default 1, see the probe)')
+    p.add_argument('--model', type=Path, help='a saved model folder (save_pretrained, with its tokenizer) instead of the random GPT-2 small')
+    p.add_argument('--no-probe', action='store_true', help='skip the 1-vs-2-thread probe at the start')
     p.add_argument('--out', type=Path, default=C.RESULTS)
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = p.parse_args(argv)
+    if a.model is not None and not (a.model/'config.json').is_file():
+        p.error(f"--model {a.model} is not a saved model folder (no config.json in it)")
     warnings.filterwarnings('ignore')
     lengths = a.lengths or ([16] if a.quick else [16, 64, 256])
-    res = run(lengths, (1, 8), a.repeats or (1 if a.quick else 3), a.naive_budget, quick=a.quick, threads=a.threads)
+    res = run(lengths, (1, 8), a.repeats or (1 if a.quick else 3), a.naive_budget, quick=a.quick, threads=a.threads,
+              model_dir=a.model, probe=not a.no_probe)
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = 'gpt2_inference_quick' if a.quick else 'gpt2_inference'
-    cmd = 'python bench/gpt2_inference.py' + (' --quick' if a.quick else '')
+    stem = 'gpt2_inference' + (f'_{a.model.resolve().name}' if a.model is not None else '') + ('_quick' if a.quick else '')
+    cmd = ' '.join(['python bench/gpt2_inference.py', *map(str, argv)])
     (a.out/f'{stem}.json').write_text(json.dumps(res, indent=1, default=str))
     (a.out/f'{stem}.md').write_text(markdown(res, a.quick, cmd))
     print(); print(C.md_table(summarize(res)))

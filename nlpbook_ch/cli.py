@@ -289,9 +289,10 @@ def cmd_generate(prompt:Param("start of the text", str), model:Param("folder wri
 def cmd_next_token(prompt:Param("the prompt", str), model:Param("model name on the hub or a local folder", str)='gpt2',
                    k:Param("how many tokens to show", int)=10, keep_space:Param("keep trailing whitespace", action='store_true')=False):
     "Show the K most likely next tokens after PROMPT"
-    from nlpbook_ch.gpt2 import load_model, load_tokenizer, next_token_table
+    from nlpbook_ch.gpt2 import load_gpt2, next_token_table
     check_text(prompt)
-    tok, m = load_tokenizer(model), load_model(model)
+    tok, m, which = load_gpt2(model)   # offline, the package's own small GPT-2 answers for 'gpt2'
+    print(f'nlpbook-ch: model: {which}', file=sys.stderr)
     print(_fmt_table(next_token_table(m, tok, prompt, k=k, strip=not keep_space)))
 
 def cmd_docs(out:Param("folder for the HTML pages", str)='docs_html',

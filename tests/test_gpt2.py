@@ -1,11 +1,11 @@
-"""Unit tests for nlpbook_ch.gpt2: offline, CPU, with the real GPT-2 tokenizer and a tiny random GPT-2."""
-import os, subprocess, sys, textwrap, time
+"""Unit tests for nlpbook_ch.gpt2: offline, CPU, with the real GPT-2 tokenizer, a tiny random GPT-2 and the package's own small GPT-2."""
+import json, os, shutil, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 import torch
 
-from nlpbook_ch.gpt2 import (ModelLoadError, ModelNotFoundError, complete, encode_prompt, load_model,
-                             load_tokenizer, next_token_table, tiny_gpt2)
+from nlpbook_ch.gpt2 import (ModelLoadError, ModelNotFoundError, complete, encode_prompt, find_pretrained_gpt2, load_gpt2,
+                             load_model, load_tokenizer, next_token_table, pretrained_dirs, tiny_gpt2)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "With great power comes great "
@@ -162,3 +162,117 @@ def test_fails_fast_without_offline_switches(tmp_path):
     if 'ONLINE' in r.stdout: pytest.skip('this machine can reach huggingface.co')
     secs = dict(l.split() for l in r.stdout.split('\n') if l.startswith('load_'))
     assert set(secs) == {'load_model', 'load_tokenizer'} and all(float(s) < 10 for s in secs.values()), r.stdout
+
+
+# ---------------------------------------------------------------- the package's own small GPT-2 (issue 13)
+SHIPPED = ROOT/'pretrained'/'gpt2_imdb_small'
+EXE = [shutil.which('nlpbook-ch')] if shutil.which('nlpbook-ch') else [sys.executable, '-m', 'nlpbook_ch.cli']
+
+@pytest.fixture
+def no_pretrained_env(monkeypatch):
+    monkeypatch.delenv('NLPBOOK_PRETRAINED', raising=False)
+
+@pytest.fixture(scope='module')
+def small(): return load_model(find_pretrained_gpt2(), device='cpu')
+
+def test_shipped_model_is_found_in_the_repository(no_pretrained_env):
+    assert ROOT/'pretrained' in pretrained_dirs()
+    assert find_pretrained_gpt2() == SHIPPED == find_pretrained_gpt2('gpt2-imdb-small')
+    with pytest.raises(ValueError, match="the package has 'gpt2-imdb-small'"): find_pretrained_gpt2('gpt2-imdb-huge')
+
+def test_nlpbook_pretrained_replaces_the_repository_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv('NLPBOOK_PRETRAINED', str(tmp_path))
+    assert pretrained_dirs() == [tmp_path]
+    with pytest.raises(ModelNotFoundError, match='NLPBOOK_PRETRAINED is set, so only it was searched') as e: find_pretrained_gpt2()
+    assert str(tmp_path/'gpt2_imdb_small') in str(e.value)
+    shutil.copytree(SHIPPED, tmp_path/'gpt2_imdb_small')
+    assert find_pretrained_gpt2() == tmp_path/'gpt2_imdb_small'
+    (tmp_path/'gpt2_imdb_small'/'model.safetensors').unlink()   # a config and no weights: found, then reported broken
+    with pytest.raises(ModelLoadError, match='exists but could not be loaded'): load_model('gpt2-imdb-small')
+    monkeypatch.setenv('NLPBOOK_PRETRAINED', '')
+    with pytest.raises(ValueError, match='set but empty'): pretrained_dirs()
+
+def test_shipped_model_loads_like_a_local_folder(small, no_pretrained_env):
+    from transformers import GPT2LMHeadModel, GPT2Tokenizer
+    assert (small.config.n_embd, small.config.n_layer, small.config.vocab_size) == (128, 6, 50257)
+    assert small.dtype == torch.float32 and not small.training          # load_model: float32 on the CPU, eval mode
+    tok = load_tokenizer('gpt2-imdb-small')
+    assert tok.encode(PROMPT) == CHAPTER_IDS + [220] and encode_prompt(tok, PROMPT).tolist() == [CHAPTER_IDS]
+    literal = GPT2LMHeadModel.from_pretrained(SHIPPED).eval()           # the chapter's call: transformers keeps float16
+    assert literal.dtype == torch.float16
+    ids = GPT2Tokenizer.from_pretrained(SHIPPED).encode(PROMPT.rstrip(), return_tensors='pt')
+    with torch.no_grad(): a, b = literal(ids).logits.float(), small(ids).logits
+    assert a.shape == b.shape == (1, 5, 50257)
+    assert a[0, -1].argmax() == b[0, -1].argmax() and (a - b).abs().max() < 0.05
+    assert next_token_table(small, tok, PROMPT, k=1)['token_id'][0] == b[0, -1].argmax().item()
+
+def test_shipped_model_has_learned_reviews(small):
+    tok = load_tokenizer(SHIPPED)
+    assert next_token_table(small, tok, 'The worst movie I have ever', k=1)['token'][0] in {' seen', ' watched', ' had', ' sat'}
+    assert next_token_table(small, tok, 'I would give it a', k=1)['token'][0] in {f' {i}' for i in range(11)}
+    card = json.loads((SHIPPED/'model_card.json').read_text())
+    assert card['valid_perplexity'] < card['baselines']['unigram'] / 10
+
+def test_load_gpt2_answers_with_the_shipped_model_offline(no_local_data, no_pretrained_env):
+    tok, m, which = load_gpt2('gpt2', device='cpu', cache_dir=no_local_data)
+    assert which.startswith('gpt2-imdb-small (7,688,320 parameters)') and str(SHIPPED) in which and "'gpt2'" in which
+    assert m.config.n_embd == 128 and tok.encode(PROMPT.rstrip()) == CHAPTER_IDS
+    with pytest.raises(ModelNotFoundError, match="Could not load the model 'gpt2'"):   # no stand-in when none is wanted
+        load_gpt2('gpt2', cache_dir=no_local_data, fallback=None)
+    with pytest.raises(ModelNotFoundError, match="'distilgpt2'"): load_gpt2('distilgpt2', cache_dir=no_local_data)
+    _, m2, which2 = load_gpt2(SHIPPED, device='cpu')
+    assert which2 == f'{SHIPPED} (7,688,320 parameters)'
+
+def test_load_gpt2_says_when_both_are_missing(no_local_data, monkeypatch):
+    monkeypatch.setenv('NLPBOOK_PRETRAINED', str(no_local_data))
+    with pytest.raises(ModelNotFoundError) as e: load_gpt2('gpt2', cache_dir=no_local_data)
+    msg = str(e.value)
+    assert "Could not load the model 'gpt2'" in msg and "is missing too" in msg and 'NLPBOOK_PRETRAINED is set' in msg
+
+def _next_token_cli(tmp_path, *args, **env):
+    e = {k: v for k, v in os.environ.items() if k != 'NLPBOOK_PRETRAINED'}
+    e.update(OMP_NUM_THREADS='1', NLPBOOK_OFFLINE='1', HF_HUB_OFFLINE='1', HF_HOME=str(tmp_path/'hf'), PYTHONPATH=str(ROOT), **env)
+    return subprocess.run([*EXE, 'next-token', *map(str, args)], capture_output=True, text=True, env=e, cwd=tmp_path, timeout=300)
+
+def test_cli_next_token_offline_names_the_model_that_answered(tmp_path):
+    r = _next_token_cli(tmp_path, 'The worst movie I have ever', '-k', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "nlpbook-ch: model: gpt2-imdb-small (7,688,320 parameters), the package's small GPT-2" in r.stderr
+    rows = r.stdout.strip().splitlines()
+    assert len(rows) == 4 and rows[0].split() == ['token_id', 'token', 'probability'] and rows[1].split()[:2] == ['1775', 'seen']
+    r = _next_token_cli(tmp_path, 'The acting was', '--model', 'gpt2-imdb-small', '-k', '2')
+    assert r.returncode == 0 and 'nlpbook-ch: model: gpt2-imdb-small (7,688,320 parameters)\n' in r.stderr, r.stderr[-2000:]
+
+def test_cli_next_token_without_any_model_is_a_clear_error(tmp_path):
+    r = _next_token_cli(tmp_path, 'Hello', NLPBOOK_PRETRAINED=str(tmp_path/'none'))
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    err = [l for l in r.stderr.splitlines() if l.startswith('nlpbook-ch: error:')]
+    assert len(err) == 1 and "'gpt2'" in err[0] and 'NLPBOOK_PRETRAINED' in err[0], r.stderr
+
+def test_bench_runs_on_a_model_folder(tmp_path):
+    "bench/gpt2_inference.py --model DIR: the shipped model, its own tokenizer, results named after the folder."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('gpt2_inference', ROOT/'bench'/'gpt2_inference.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    res = bench.main(['--model', str(SHIPPED), '--quick', '--lengths', '3', '--no-probe', '--out', str(tmp_path)])
+    assert res['params'] == 7_688_320 and res['thread_probe'] == [] and res['model_dir'] == str(SHIPPED)
+    assert {(c['method'], c['batch']) for c in res['cases']} == {('complete', 1), ('cache', 1), ('naive', 1), ('cache', 8), ('naive', 8)}
+    assert all(len(c['new_ids']) == 3 for c in res['cases']) and all(c.endswith('3/3 tokens') for c in bench.checks(res))
+    md = (tmp_path/'gpt2_inference_gpt2_imdb_small_quick.md').read_text()
+    assert md.startswith('# gpt2_imdb_small inference on CPU') and 'the tokenizer saved in its folder' in md
+    with pytest.raises(SystemExit): bench.main(['--model', str(tmp_path), '--quick'])   # not a model folder
+
+def test_naive_loop_never_chooses_end_of_text(tokenizer, model):
+    "As generate with min_new_tokens = max_new_tokens, so that the bench compares like with like."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('gpt2_inference', ROOT/'bench'/'gpt2_inference.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    def favour_eos(module, inputs, out):
+        out = out.clone(); out[..., 50256] += 100.0; return out
+    handle = model.lm_head.register_forward_hook(favour_eos)
+    try:
+        ids = encode_prompt(tokenizer, PROMPT)
+        assert 50256 in bench.naive_generate(model, ids, 3)[0, 5:].tolist()
+        new = bench.naive_generate(model, ids, 3, eos_id=50256)[0, 5:].tolist()
+        assert 50256 not in new and new == bench.cached_generate(model, ids, 3, 50256)[0, 5:].tolist()
+    finally: handle.remove()
