@@ -6,10 +6,10 @@
 __all__ = ['CORPUS_PARTS', 'AWD_SIZES', 'AWD_FILES', 'PRETRAINED_AWD', 'GPT2_SIZES', 'corpus_texts', 'write_corpus',
            'texts_sha256', 'sha256', 'split_docs', 'tokenize_corpus', 'lm_stream', 'lm_batches', 'n_batches',
            'PretrainConfig', 'awd_lstm_lm', 'lm_loss', 'one_cycle', 'lm_evaluate', 'load_tokens', 'corpus_tokens',
-           'pretrain_awd_lstm', 'half_state_dict', 'export_awd_lstm', 'awd_card_markdown', 'pretrained_dirs',
-           'find_pretrained', 'awd_files', 'model_card', 'AWDPretrained', 'awd_pretrained', 'GPT2PretrainConfig',
-           'clean_review', 'gpt2_token_blocks', 'unigram_perplexity', 'gpt2_perplexity', 'gpt2_corpus_blocks',
-           'pretrain_gpt2', 'export_gpt2', 'gpt2_card_markdown', 'resolve_corpus', 'run_pretrain', 'cmd_pretrain']
+           'pretrain_awd_lstm', 'half_state_dict', 'export_awd_lstm', 'awd_card_markdown', 'find_pretrained',
+           'awd_files', 'model_card', 'AWDPretrained', 'awd_pretrained', 'GPT2PretrainConfig', 'clean_review',
+           'gpt2_token_blocks', 'unigram_perplexity', 'gpt2_perplexity', 'gpt2_corpus_blocks', 'pretrain_gpt2',
+           'export_gpt2', 'gpt2_card_markdown', 'resolve_corpus', 'run_pretrain', 'cmd_pretrain']
 
 # %% ../nbs/06_pretrain.ipynb #049a66fc
 import gzip, hashlib, json, lzma, os, pickle, platform, shutil, sys, time, warnings
@@ -388,15 +388,11 @@ ULMFiT's stage 1 for this project: fastai's AWD-LSTM ({card['arch']}, {card['n_p
 Epoch 0 is the randomly initialised model. Configuration: `{json.dumps(card['config'])}`.
 """
 
-# %% ../nbs/06_pretrain.ipynb #70780ccd
+# %% ../nbs/06_pretrain.ipynb #fadbab63
 PRETRAINED_AWD = 'awd_lstm_imdb_small'
 "The AWD-LSTM the project ships: quick mode's stage 1, and full mode's where WikiText-103 cannot be had."
 
-def pretrained_dirs() -> list:
-    "Folders `find_pretrained` searches, in order: `$NLPBOOK_PRETRAINED`, then `pretrained/` at the repository root."
-    from nlpbook_ch.data import _repo_roots
-    res = [Path(os.environ['NLPBOOK_PRETRAINED']).expanduser()] if os.environ.get('NLPBOOK_PRETRAINED') else []
-    return res + [r/'pretrained' for r in _repo_roots()]
+from .gpt2 import pretrained_dirs   # `$NLPBOOK_PRETRAINED` alone when set, else the repository's `pretrained/`
 
 def find_pretrained(name:str=PRETRAINED_AWD) -> Path:
     "The folder of the pretrained model `name` (holding its `model_card.json`), or a clear `FileNotFoundError`."
