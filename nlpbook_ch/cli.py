@@ -644,11 +644,12 @@ def _bad_utf8(argv) -> str|None:
     return None
 
 @contextlib.contextmanager
-def _quiet_workers():
-    "While the block runs, Ctrl-C ends worker processes forked meanwhile (fastai's tokenisers) silently: only this process reports it."
+def _quiet_workers(seen:list):
+    "While the block runs, Ctrl-C ends worker processes forked meanwhile (fastai's tokenisers) silently, and is noted in `seen`."
     me = os.getpid()
     def handler(sig, frame):
         if os.getpid() != me: os._exit(128 + sig)   # a forked worker: the parent reports the interrupt, once
+        seen.append(sig)                            # some libraries wrap the KeyboardInterrupt in their own error
         raise KeyboardInterrupt
     try: old, installed = signal.signal(signal.SIGINT, handler), True
     except ValueError: installed = False          # not the main thread: leave signals alone
@@ -677,14 +678,17 @@ def main(argv=None) -> int:
     if not argv or argv[0] in ('-h', '--help'): print(_usage()); return 0
     if argv[0] not in COMMANDS:
         print(f"nlpbook-ch: error: unknown command {argv[0]!r}\n{_usage()}", file=sys.stderr); return 2
-    cmd, func = argv[0], COMMANDS[argv[0]]
+    cmd, func, ctrl_c, args = argv[0], COMMANDS[argv[0]], [], {}
     try:
         args = _parse(func, f'nlpbook-ch {cmd}', argv[1:])
-        with _quiet_workers(): func(**args)
+        with _quiet_workers(ctrl_c): func(**args)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # --help
-    except KeyboardInterrupt:
-        print('\nnlpbook-ch: interrupted' + (' (continue with --resume)' if cmd == 'ulmfit' else ''), file=sys.stderr); return 130
-    except USER_ERRORS as e:
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) or ctrl_c:
+            if debug: traceback.print_exc()
+            saved = cmd == 'ulmfit' and (Path(args.get('out') or 'ulmfit_run')/'state.json').exists()
+            print('\nnlpbook-ch: interrupted' + (' (continue with --resume)' if saved else ''), file=sys.stderr); return 130
+        if not isinstance(e, USER_ERRORS): raise
         if debug: traceback.print_exc()
         print('\n'.join(_error_lines(e)), file=sys.stderr); return 2
     return 0
