@@ -216,7 +216,8 @@ def _check_cache():
     try: return check_writable(cache_dir(), 'The package cache (set NLPBOOK_CACHE to move it)')
     except NotWritableError: raise
     except OSError as e:
-        raise NotWritableError(f"The package cache cannot be created ({e.strerror or e}); set NLPBOOK_CACHE to a writable folder") from e
+        raise NotWritableError(f"The package cache {e.filename or ''} cannot be created ({e.strerror or e}); "
+                               f"set NLPBOOK_CACHE to a writable folder") from e
 
 def run_ulmfit(out, cfg=None, resume=False, stop_after=None, path=None, log=print) -> dict:
     "Run the ULMFiT pipeline into `out`, checkpointing after each stage; `resume` continues an interrupted run."
@@ -334,6 +335,7 @@ def iter_classify(learn, texts, bs:int=64, chunk:int=512):
         labels, probs = predict_texts(learn, part, bs=bs)
         yield [(l, float(p.max()), t) for l, p, t in zip(labels, probs, part)]
 
+# %% ../nbs/04_cli.ipynb #2cfd6865
 def classify(model_dir, texts, bs:int=64) -> list:
     "(label, probability, text) for each text, from the classifier in `model_dir`, in batches."
     texts = [_text_ok(t) for t in texts]   # before the model loads: a bad input costs nothing
