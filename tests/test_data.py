@@ -79,3 +79,10 @@ def test_bad_env_var_is_an_error(layout, tmp_path, monkeypatch):
     msg = str(e.value)
     assert f'NLPBOOK_DATA={d}' in msg, msg
     if layout == 'broken': assert "lacks 'train/neg'" in msg
+
+def test_empty_path_is_refused_not_the_current_folder(tmp_path, monkeypatch):
+    "Issue 14, item 13: find_data(path='') searched the current folder (Path('') is '.')."
+    for rel in ('train/pos', 'train/neg', 'test/pos', 'test/neg'): (tmp_path/rel).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)   # a current folder that looks like an IMDB copy
+    with pytest.raises(ValueError, match='the path is empty'): find_data('imdb', path='')
+    with pytest.raises(ValueError, match='the path is empty'): find_data('imdb', path='  ')
