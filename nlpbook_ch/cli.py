@@ -63,7 +63,9 @@ def check_config(cfg):
     need(_is_num(cfg.lr_factor) and cfg.lr_factor >= 1, "'lr_factor'", 'a number >= 1', cfg.lr_factor)
     for k in ('drop_mult', 'lm_drop_mult', 'wd'):
         v = getattr(cfg, k); need(_is_num(v) and v >= 0, repr(k), 'a number >= 0', v)
-    need(isinstance(cfg.pretrained, bool), "'pretrained'", 'true or false', cfg.pretrained)
+    named = 'str' in str(type(cfg).__dataclass_fields__['pretrained'].type)   # a config that can also name a pretrained model
+    need(isinstance(cfg.pretrained, bool) or named and cfg.pretrained == 'project', "'pretrained'",
+         'true or false' + (' or "project"' if named else ''), cfg.pretrained)
     need(cfg.fp16 is None or isinstance(cfg.fp16, bool), "'fp16'", 'true, false or null (automatic)', cfg.fp16)
     need(_is_int(cfg.seed) and cfg.seed >= 0, "'seed'", 'an integer >= 0', cfg.seed)
     keys = {**awd_lstm_lm_config, **awd_lstm_clas_config}
