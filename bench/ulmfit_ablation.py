@@ -18,6 +18,7 @@ never sees labels, is trained once per seed and reused).
 Writes bench/results/ulmfit_ablation{.md,.json,.png} and sample_efficiency.png (or --out DIR).
 """
 import argparse, json, sys, time, warnings
+from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C   # sets the offline/cache environment defaults before fastai is imported
@@ -119,7 +120,7 @@ def subset_dataloaders(clf_path, cfg, keep:list, text_vocab):
     return dls
 
 # ---------------------------------------------------------------- the benchmark
-def run(seeds=(42, 43, 44), sizes=(50, 100, 250), methods='ace', threads:int|None=1, log=print) -> dict:
+def run(seeds=(42, 43, 44), sizes=(50, 100, 250), methods='ace', threads:int|None=1, log=print, curve_bs:int|None=None) -> dict:
     "Every method over `seeds`, and the sample-efficiency curve over `sizes` (plus 'all'), on `threads` torch threads."
     import torch
     if threads: torch.set_num_threads(threads)
@@ -161,7 +162,8 @@ def run(seeds=(42, 43, 44), sizes=(50, 100, 250), methods='ace', threads:int|Non
         for n in sizes:
             keep = train_subset(n)
             ra = tfidf_baseline(keep, valid, seed=seed)
-            rc = clf_run(cfg, subset_dataloaders(clf_path, cfg, keep, vocab), 'c', enc, lm_path)
+            cfg_n = replace(cfg, clf_bs=curve_bs) if curve_bs else cfg
+            rc = clf_run(cfg_n, subset_dataloaders(clf_path, cfg_n, keep, vocab), 'c', enc, lm_path)
             for r in (ra, rc): r.update(seed=seed, n_labelled=n); curve.append(r)
             log(f"seed {seed} n={n}: (a) {ra['accuracy']:.4f}  (c) {rc['accuracy']:.4f} in {rc['seconds']:.1f}s")
     # the 'all' point of the curve is the ablation's own (a) and (c) runs
@@ -171,7 +173,7 @@ def run(seeds=(42, 43, 44), sizes=(50, 100, 250), methods='ace', threads:int|Non
     info['total_seconds'] = round(time.perf_counter() - t_start, 1)
     cfg_d = {k: v for k, v in vars(cfg0).items() if k not in ('mode', 'seed')}
     return dict(machine=info, seeds=list(seeds), sizes=list(sizes), config=cfg_d, ablation=ablation, lm=lms, curve=curve,
-                scratch_method='e', pretrained=str(cfg0.pretrained_model))
+                scratch_method='e', pretrained=str(cfg0.pretrained_model), curve_bs=curve_bs)
 
 NAMES = {'a': '(a) TF-IDF + logistic regression', 'b': '(b) AWD-LSTM classifier from random weights',
          'c': '(c) ULMFiT from the pretrained model: LM fine-tuning, then gradual unfreezing',
@@ -312,7 +314,9 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true', help='1 seed, sizes 100/all: a smoke run of a few minutes')
     p.add_argument('--seeds', type=int, nargs='+', help='seeds (default 42 43 44; --quick: 42)')
     p.add_argument('--sizes', type=int, nargs='*', help='labelled-review counts below all (default 50 100 250; --quick: 100)')
-    p.add_argument('--methods', default='ace', help='which of a-e to run (default ace)')
+    p.add_argument('--methods', default='ace', help='which of a-e to run (default ace; empty: only the sample-efficiency curve)')
+    p.add_argument('--curve-bs', type=int, default=None, help="classifier batch size for the curve's smaller training sets (default: the config's)")
+    p.add_argument('--stem', default=None, help='results file name (default ulmfit_ablation)')
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads (default 1: on this shared 2-core machine one thread was faster than two for the small AWD-LSTM)')
     p.add_argument('--out', type=Path, default=C.RESULTS, help='output folder (default bench/results)')
@@ -328,8 +332,8 @@ def main(argv=None):
     sizes = a.sizes if a.sizes is not None else ([100] if a.quick else [50, 100, 250])
     warnings.filterwarnings('ignore')
     a.out.mkdir(parents=True, exist_ok=True)
-    res = run(seeds, sizes, methods=a.methods, threads=a.threads)
-    stem = 'ulmfit_ablation_quick' if a.quick else 'ulmfit_ablation'
+    res = run(seeds, sizes, methods=a.methods, threads=a.threads, curve_bs=a.curve_bs)
+    stem = a.stem or ('ulmfit_ablation_quick' if a.quick else 'ulmfit_ablation')
     cmd = 'python bench/ulmfit_ablation.py' + (' --quick' if a.quick else '')
     (a.out/f'{stem}.json').write_text(json.dumps(res, indent=1, default=str))
     md = markdown(res, a.quick, cmd)

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['MODES', 'has_cuda', 'get_mode', 'get_device', 'set_seed', 'env_flag', 'offline_forced', 'is_online', 'atomic_path',
-           'atomic_dir', 'cache_dir']
+           'atomic_dir', 'cache_dir', 'NotWritableError', 'check_writable', 'FolderBusyError', 'folder_lock']
 
 # %% ../nbs/00_core.ipynb #57542a4b
-import os, random, socket, tempfile, contextlib, shutil
+import os, random, socket, tempfile, contextlib, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -71,9 +71,18 @@ def is_online(timeout:float=3, host:str='huggingface.co', port:int=443) -> bool:
     except OSError: return False
 
 # %% ../nbs/00_core.ipynb #902f5107
+def _umask() -> int:
+    "This process's umask (read without changing it where /proc allows)."
+    try:
+        for l in Path('/proc/self/status').read_text().splitlines():
+            if l.startswith('Umask:'): return int(l.split()[1], 8)
+    except (OSError, ValueError): pass
+    m = os.umask(0); os.umask(m)
+    return m
+
 @contextlib.contextmanager
 def atomic_path(dest, suffix=''):
-    "Yield a temporary path beside `dest`; on success rename it to `dest`, on error delete it."
+    "Yield a temporary path beside `dest`; on success rename it to `dest` (with the umask's permissions), on error delete it."
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix=suffix + '.tmp', dir=dest.parent)
@@ -81,6 +90,7 @@ def atomic_path(dest, suffix=''):
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp creates 0600; a plain open() would honour the umask
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -88,13 +98,14 @@ def atomic_path(dest, suffix=''):
 
 @contextlib.contextmanager
 def atomic_dir(dest):
-    "Yield a temporary folder beside `dest`; on success rename it to `dest`, on error delete it."
+    "Yield a temporary folder beside `dest`; on success rename it to `dest` (with the umask's permissions), on error delete it."
     dest = Path(dest)
     if dest.exists(): raise FileExistsError(f"{dest} already exists; remove it first")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', suffix='.tmp', dir=dest.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp creates 0700
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -107,3 +118,71 @@ def cache_dir(*parts) -> Path:
     d = root.joinpath(*map(str, parts))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+# %% ../nbs/00_core.ipynb #1a6c8088
+class NotWritableError(PermissionError):
+    "A folder the package must write to cannot be written."
+
+def check_writable(folder, what='folder') -> Path:
+    "Create `folder` if needed and check a file can be created in it; raise `NotWritableError` naming it otherwise."
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix='.write-check-', dir=folder)
+        os.close(fd); os.unlink(tmp)
+    except OSError as e:
+        raise NotWritableError(f"{what} {folder} is not writable ({e.strerror or type(e).__name__}); "
+                               f"choose a folder you can write to") from e
+    return folder
+
+# %% ../nbs/00_core.ipynb #01ffea04
+class FolderBusyError(FileExistsError):
+    "Another live process holds the lock on a folder."
+
+def _start_time(pid):
+    "When process `pid` started (clock ticks since boot, from /proc), to tell it from a later process with the same pid."
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError): return None
+
+def _read_lock(lock) -> dict|None:
+    try: pid, host, start = (lock.read_text().split() + ['', '', ''])[:3]
+    except OSError: return None
+    return dict(pid=int(pid), host=host, start=start or None) if pid.isdigit() else {}
+
+def _is_live(holder) -> bool:
+    "Whether the process recorded in a lock is still running (a lock from another host counts as live)."
+    if holder.get('host') and holder['host'] != socket.gethostname(): return True
+    try: os.kill(holder['pid'], 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    now = _start_time(holder['pid'])
+    return holder['start'] is None or now is None or now == holder['start']
+
+@contextlib.contextmanager
+def folder_lock(folder, name='.lock'):
+    "Hold `folder/name` (created with O_EXCL, holding this pid) while the block runs; raise `FolderBusyError` if a live process holds it."
+    lock = Path(folder)/name
+    me = f'{os.getpid()} {socket.gethostname()} {_start_time(os.getpid()) or ""}'.strip()
+    for _ in range(5):
+        try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            holder = _read_lock(lock)
+            if holder is None: continue                 # removed meanwhile: try again
+            if not holder:                              # being written by its creator, or garbage
+                if time.time() - lock.stat().st_mtime < 10: time.sleep(0.2); continue
+            elif _is_live(holder):
+                raise FolderBusyError(f"{folder} is in use by another run (pid {holder['pid']}"
+                                      f"{'' if holder['host'] == socket.gethostname() else ' on ' + holder['host']}); "
+                                      f"wait for it to finish, or choose another folder") from None
+            stale = lock.with_name(f'{name}.stale.{os.getpid()}')   # rename, then check: never delete a fresh lock
+            try: os.rename(lock, stale)
+            except FileNotFoundError: continue
+            if _read_lock(stale) != holder: os.replace(stale, lock)   # replaced meanwhile by a live holder: put it back
+            else: stale.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, 'w') as f: f.write(me + '\n')
+        break
+    else: raise FolderBusyError(f"could not lock {folder}: {lock} keeps changing; is another run starting?")
+    try: yield lock
+    finally:
+        if (_read_lock(lock) or {}).get('pid') == os.getpid(): lock.unlink(missing_ok=True)

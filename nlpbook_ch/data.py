@@ -61,13 +61,24 @@ def _csv_header(path):
     import csv
     with open(path, newline='', encoding='utf-8') as f: return next(csv.reader(f), [])
 
+def _not_text(path, e) -> str:
+    "Why `path` could not be read as UTF-8 text, for an error message."
+    if isinstance(e, UnicodeDecodeError): return f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+    return f"{path} is not a readable CSV file ({e})"
+
 def check_data(name, path) -> Path:
     "Return `path` if it holds a usable copy of dataset `name`, else raise `DataNotFoundError`/`DataLayoutError`."
-    spec, path = get_spec(name), Path(path).expanduser()
+    spec = get_spec(name)
+    if isinstance(path, str) and not path.strip():   # Path('') would mean the current folder
+        raise ValueError(f"{name}: the path is empty; pass the dataset's folder or file (or None to search the usual places)")
+    path = Path(path).expanduser()
     if not path.exists(): raise DataNotFoundError(f"{name}: {path} does not exist")
     if spec.is_file:
         if not path.is_file(): raise DataLayoutError(f"{name}: {path} should be a CSV file with columns {','.join(spec.columns)}")
-        missing = [c for c in spec.columns if c not in _csv_header(path)]
+        import csv
+        try: header = _csv_header(path)
+        except (UnicodeDecodeError, csv.Error) as e: raise DataLayoutError(f"{name}: {_not_text(path, e)}; expected a CSV file with columns {','.join(spec.columns)}") from e
+        missing = [c for c in spec.columns if c not in header]
         if missing: raise DataLayoutError(f"{name}: {path} lacks the column(s) {missing}; expected {','.join(spec.columns)}")
         return path
     if not path.is_dir(): raise DataLayoutError(f"{name}: {path} should be a folder")
@@ -117,6 +128,9 @@ def data_candidates(name) -> list:
     for d in shared_data_dirs(): res += [('shared data', d/n) for n in spec.names]
     if spec.cache_name: res.append(("fastai's data folder", _fastai_data_dir()/spec.cache_name))
     hf = _hf_cached(spec)
+    if hf is None and spec.hf_repo:   # not there: name the folder that was searched
+        from huggingface_hub import constants
+        hf = Path(constants.HF_HUB_CACHE)/f"models--{spec.hf_repo.replace('/', '--')}"
     if hf is not None: res.append(("Hugging Face cache", hf))
     return res
 
@@ -150,26 +164,44 @@ def _download(spec) -> Path:
     return _fastai_data_dir()/spec.cache_name
 
 # %% ../nbs/01_data.ipynb #4007ade8
-def _not_found_message(spec, tried, online_checked):
-    lines = [f"Could not find the dataset {spec.name!r}. Looked in:"]
+def _not_found_message(spec, tried, online_checked, env=None):
+    where = f" in NLPBOOK_DATA={env}, which is set, so no other place was searched" if env is not None else ''
+    lines = [f"Could not find the dataset {spec.name!r}{where}. Looked in:"]
     lines += [f"  - {desc}: {p}{'' if why is None else f'  ({why})'}" for desc, p, why in tried]
     if online_checked is False: lines.append("  - download: skipped, this machine is offline")
     hint = ' or '.join(repr(n) for n in spec.names[:2])
+    if env is not None:
+        lines.append(f"To provide it: put a copy in {env} as {hint}, or unset NLPBOOK_DATA to use the shipped data, the caches or a download.")
+        return '\n'.join(lines)
     lines.append(f"To provide it: set NLPBOOK_DATA to a folder that holds {hint}, "
                  f"or pass path=... to find_data, or run once with internet access"
                  + (f" (it downloads {spec.url})." if spec.url else f" (it downloads from the Hugging Face repo {spec.hf_repo})."))
     return '\n'.join(lines)
+
+def _env_data_dir():
+    "The folder `$NLPBOOK_DATA` names (None when unset); an error when it is set but is not a folder."
+    env = os.environ.get('NLPBOOK_DATA', '')
+    if not env.strip(): return None
+    d = Path(env).expanduser()
+    if not d.is_dir():
+        raise DataNotFoundError(f"NLPBOOK_DATA={env} {'is a file' if d.exists() else 'does not exist'}; it must name a folder holding "
+                                f"the datasets (imdb_subset/ or imdb/, imdb_sample.csv, gpt2_tokenizer/). Fix it, or unset it "
+                                f"to use the shipped data, the caches or a download.")
+    return d
 
 def find_data(name, path=None, download=True) -> Path:
     "Path to a usable copy of dataset `name` (see the lookup order above); download it if allowed and online."
     spec = get_spec(name)
     if name == 'imdb_full': return find_imdb_full(path, download=download)
     if path is not None: return check_data(name, path)
+    env = _env_data_dir()   # when set, the only place searched: a wrong NLPBOOK_DATA is an error, never silently skipped
     tried = []
     for desc, p in data_candidates(name):
+        if env is not None and not desc.startswith('$NLPBOOK_DATA'): continue
         try: return check_data(name, p)
         except DataLayoutError as e: tried.append((desc, p, str(e).split(': ', 1)[-1]))
         except DataNotFoundError: tried.append((desc, p, None))
+    if env is not None: raise DataNotFoundError(_not_found_message(spec, tried, None, env=env))
     online = is_online(timeout=3) if download else None
     if online: return check_data(name, _download(spec))
     raise DataNotFoundError(_not_found_message(spec, tried, online))
@@ -262,7 +294,9 @@ def imdb_workdir(path=None, n_per_label=None, n_unsup=None, dest=None) -> Path:
 def load_imdb_sample(path=None):
     "The IMDB sample as a DataFrame with columns `label`, `text`, `is_valid` (a bool)."
     import pandas as pd
-    df = pd.read_csv(find_data('imdb_sample', path))
+    f = find_data('imdb_sample', path)
+    try: df = pd.read_csv(f, encoding='utf-8')
+    except (UnicodeDecodeError, pd.errors.ParserError) as e: raise DataLayoutError(f"imdb_sample: {_not_text(f, e)}") from e
     df['is_valid'] = df['is_valid'].astype(str).str.lower().map({'true': True, 'false': False})
     if df['is_valid'].isna().any(): raise ValueError("imdb_sample: is_valid must hold True/False")
     return df

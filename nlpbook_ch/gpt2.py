@@ -286,6 +286,9 @@ def next_token_table(model, tokenizer, prompt, k=10, strip=True):
     import torch, pandas as pd
     _check_int('k', k)
     ids = encode_prompt(tokenizer, prompt, strip=strip)
+    n_max = getattr(model.config, 'n_positions', None) or getattr(model.config, 'max_position_embeddings', None)
+    if n_max and ids.shape[1] > n_max:   # the same check as complete's: past it the position embedding fails with an IndexError
+        raise ValueError(f"prompt ({ids.shape[1]} tokens) exceeds the model's {n_max} positions; shorten it")
     with _inference(model): logits = model(ids.to(input_device(model))).logits[0, -1].float()
     probs = torch.softmax(logits, dim=-1)
     top = probs.topk(min(k, probs.numel()))

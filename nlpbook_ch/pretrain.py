@@ -9,7 +9,7 @@ __all__ = ['CORPUS_PARTS', 'AWD_SIZES', 'AWD_FILES', 'PRETRAINED_AWD', 'GPT2_SIZ
            'pretrain_awd_lstm', 'half_state_dict', 'export_awd_lstm', 'awd_card_markdown', 'find_pretrained',
            'awd_files', 'model_card', 'AWDPretrained', 'awd_pretrained', 'GPT2PretrainConfig', 'clean_review',
            'gpt2_token_blocks', 'unigram_perplexity', 'gpt2_perplexity', 'gpt2_corpus_blocks', 'pretrain_gpt2',
-           'export_gpt2', 'gpt2_card_markdown', 'resolve_corpus', 'run_pretrain', 'cmd_pretrain']
+           'export_gpt2', 'gpt2_card_markdown', 'resolve_corpus', 'run_pretrain']
 
 # %% ../nbs/06_pretrain.ipynb #049a66fc
 import gzip, hashlib, json, lzma, os, pickle, platform, shutil, sys, time, warnings
@@ -686,20 +686,3 @@ def run_pretrain(model='awd-lstm', out='pretrain_run', size='small', epochs:int|
         cfg = GPT2PretrainConfig(**given).check()
         return pretrain_gpt2(out, resolve_corpus(corpus), 'gpt2', cfg, resume=resume, threads=threads, command=' '.join(parts), log=log)
     raise ValueError(f"--model must be awd-lstm or gpt2, got {model!r}")
-
-# %% ../nbs/06_pretrain.ipynb #d014e410
-from fastcore.script import Param
-
-def cmd_pretrain(model:Param("awd-lstm or gpt2", str)='awd-lstm',
-                 out:Param("output folder: tokens, a checkpoint per epoch, final/ with the model and its card", str)='pretrain_run',
-                 size:Param("awd-lstm: tiny, small or chapter; gpt2: tiny or small", str)='small',
-                 epochs:Param("epochs (default: the size's config)", int)=None, bs:Param("batch size", int)=None,
-                 lr:Param("peak learning rate", float)=None, block:Param("gpt2: tokens per training block", int)=None,
-                 max_docs:Param("read only the first N reviews (tests, smoke runs)", int)=None,
-                 corpus:Param("imdb_full (default), an IMDB folder, or a text file with one review per line", str)='imdb_full',
-                 resume:Param("continue the interrupted run in OUT", action='store_true')=False,
-                 threads:Param("torch threads (on a shared CPU: 1)", int)=None):
-    "Pretrain a language model on IMDB reviews (stage 1), resumable; OUT/final/ holds the model and its model card"
-    card = run_pretrain(model, out, size, epochs, bs, lr, block, max_docs, corpus, resume, threads)
-    ppl = card['final']['perplexity'] if 'final' in card else card.get('valid_perplexity')
-    print(f"\n{card['name']}: held-out perplexity {ppl:.1f}; model and model card in {Path(out)/'final'}")

@@ -30,7 +30,7 @@ def tiny(gpt):
     return load_model(path, device='cpu'), load_tokenizer(path)
 
 def test_scripts_have_quick_flag():
-    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks'):
+    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks', 'classify_throughput'):
         assert '--quick' in (BENCH/f'{name}.py').read_text(), name
     assert (BENCH/'README.md').exists()
 
@@ -108,3 +108,15 @@ def test_notebooks_listing():
     res = dict(machine=dict(date='d', cache='c'), skip_flags=nbm.SKIP_FLAGS,
                notebooks=[dict(notebook='x.ipynb', ok=True, wall_s=2.0, exec_s=1.5)])
     assert '| x.ipynb | ok | 2.0 | 1.5 | 0.5 |' in nbm.markdown(res, 'cmd')
+
+def test_classify_throughput_markdown_and_texts():
+    ct = _load('classify_throughput')
+    assert len(ct.review_texts(3)) == 3
+    with pytest.raises(ValueError): ct.review_texts(5000)
+    case = dict(n=1000, tokens=300000, before_s=20.0, after_s=4.0, plain_s=10.0, before_per_s=50.0, after_per_s=250.0, plain_per_s=100.0,
+                speedup=5.0, max_prob_diff=1e-7, same_labels=True, plain_max_prob_diff=0.08, plain_same_labels=True)
+    res = dict(machine=dict(date='d', cpu='c', usable_cores=2, memory='m', torch='t', fastai='f', torch_threads=1, load_at_start='1',
+                            load_at_end='1', total_seconds=1.0),
+               model=dict(emb_sz=64, n_hid=128, n_layers=2, vocab=4008, parameters=1, config='SMALL', load_s=0.2), cases=[case])
+    md = ct.markdown(res)
+    assert '| 1000 | 300,000 | 50.0 | 250.0 | 5.0x |' in md and '**5.0x**' in md

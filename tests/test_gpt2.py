@@ -67,6 +67,14 @@ def test_next_token_table(tokenizer, model):
     assert t['token_id'][0] == last.argmax().item()
     assert t['token'][0] == tokenizer.decode([t['token_id'][0]])
 
+def test_prompt_longer_than_the_model_is_a_clear_error(tokenizer, model):
+    "next_token_table checks the length as complete does (issue 14, item 5: it used to die with an IndexError)."
+    long = 'word ' * 1100
+    assert len(encode_prompt(tokenizer, long, return_tensors=None)) > model.config.n_positions
+    with pytest.raises(ValueError, match=r"prompt \(1100 tokens\) exceeds the model's 1024 positions"): next_token_table(model, tokenizer, long)
+    with pytest.raises(ValueError, match="exceeds the model's 1024 positions"): complete(model, tokenizer, long, n_tokens=1)
+    assert len(next_token_table(model, tokenizer, 'word ' * 1024, k=2)) == 2   # exactly n_positions tokens still fit
+
 def test_complete_length_and_determinism(tokenizer, model):
     text, new = complete(model, tokenizer, PROMPT, n_tokens=7, return_ids=True)
     assert len(new) == 7 and text == tokenizer.decode(CHAPTER_IDS + new)
