@@ -81,8 +81,8 @@ def _umask() -> int:
     return m
 
 @contextlib.contextmanager
-def atomic_path(dest, suffix=''):
-    "Yield a temporary path beside `dest`; on success rename it to `dest` (with the umask's permissions), on error delete it."
+def atomic_path(dest, suffix='', mode:int|None=None):
+    "Yield a temporary path beside `dest`; on success rename it to `dest` (with `mode`, else the umask's permissions), on error delete it."
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix=suffix + '.tmp', dir=dest.parent)
@@ -90,7 +90,7 @@ def atomic_path(dest, suffix=''):
     tmp = Path(tmp)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp creates 0600; a plain open() would honour the umask
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())   # mkstemp creates 0600; a plain open() would honour the umask
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

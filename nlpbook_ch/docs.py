@@ -264,10 +264,9 @@ def write_public(path, data) -> Path:
     "Write `data` (str or bytes) to `path` atomically, with mode 0644 (folders created on the way get 0755)."
     path = Path(path)
     for d in reversed([p for p in path.parents if not p.exists()]): d.mkdir(); d.chmod(0o755)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mode=0o644) as tmp:   # a site is for everyone to read, whatever the umask
         if isinstance(data, str): tmp.write_text(data, encoding='utf-8')
         else: tmp.write_bytes(data)
-        tmp.chmod(0o644)
     return path
 
 # %% ../nbs/07_docs.ipynb #02f51fad

@@ -57,7 +57,7 @@ def test_data_lists_the_shipped_data():
 
 def test_no_data_offline_is_a_one_line_error(tmp_path):
     env = dict(NLPBOOK_SKIP_SHARED='1', NLPBOOK_DATA=str(tmp_path), FASTAI_HOME=str(tmp_path/'fa'), NLPBOOK_OFFLINE='1')
-    assert_user_error(cli('data', env=env), 'not found offline: imdb, imdb_sample, gpt2_tokenizer')
+    assert_user_error(cli('data', env=env), 'not found offline: imdb, imdb_full, imdb_sample, gpt2_tokenizer')
     assert_user_error(cli('ulmfit', '--out', tmp_path/'run', env=env), "Could not find the dataset 'imdb'", 'NLPBOOK_DATA')
     assert not (tmp_path/'run').exists()   # issue 14, item 13: a failed run left an empty --out folder
 

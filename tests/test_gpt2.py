@@ -255,7 +255,7 @@ def test_cli_next_token_without_any_model_is_a_clear_error(tmp_path):
     r = _next_token_cli(tmp_path, 'Hello', NLPBOOK_PRETRAINED=str(tmp_path/'none'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
     err = [l for l in r.stderr.splitlines() if l.startswith('nlpbook-ch: error:')]
-    assert len(err) == 1 and "'gpt2'" in err[0] and 'NLPBOOK_PRETRAINED' in err[0], r.stderr
+    assert len(err) == 1 and "'gpt2'" in err[0] and 'NLPBOOK_PRETRAINED' in r.stderr, r.stderr   # details follow, indented
 
 def test_bench_runs_on_a_model_folder(tmp_path):
     "bench/gpt2_inference.py --model DIR: the shipped model, its own tokenizer, results named after the folder."
