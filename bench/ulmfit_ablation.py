@@ -288,7 +288,8 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
         f"compare ratios within this run only. "
         f"'Classifier time' is the learner's creation, encoder loading and training (DataLoaders are built before it); "
         f"(c)/(d) also need the LM (its DataLoaders included), counted once per seed in 'LM time'.",
-        '', '## Results', '', C.md_table(pub), '', lm_line, '', verdict(rows), '',
+        '', '## Results', '', C.md_table(pub) if pub else '(This run trained no ablation method: only the sample-efficiency curve.)',
+        '', lm_line, '', verdict(rows), '',
     ]
     if pcurve:
         sizes_txt = ', '.join(str(r['labelled reviews']) for r in pcurve)
@@ -296,7 +297,7 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
                   f"Labelled training reviews: {sizes_txt} (balanced: the first n/2 per label by review id, via "
                   f"`imdb_workdir(n_per_label=n/2)`); validation always all 1,000 test reviews. The LM is trained once per seed "
                   f"and its encoder reused at every size; the largest size is the ablation's own (a) and (c) runs. "
-                  f"The classifier keeps batch size {cfg['clf_bs']} and its {ep}-epoch schedule, so smaller sets get fewer "
+                  f"The classifier keeps batch size {res.get('curve_bs') or cfg['clf_bs']} and its {ep}-epoch schedule, so smaller sets get fewer "
                   f"optimiser steps (fastai drops the last partial training batch: with 50 reviews each epoch is one batch of 32).",
                   '', C.md_table(pcurve), '', '' if quick else '![sample efficiency](sample_efficiency.png)', '']
     parts += ['' if quick else '![ablation](ulmfit_ablation.png)', '',
