@@ -1,5 +1,5 @@
 """Execute every notebook in nbs/ as a test, the way `nbdev_test` does (one test per notebook)."""
-import time
+import os, time
 from pathlib import Path
 import pytest
 from nbdev.config import get_config
@@ -14,6 +14,8 @@ def test_every_notebook_is_collected():
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb, nb_flags, capsys):
     skip = get_config(path=ROOT).tst_flags.split()
+    import torch   # earlier tests (the bench smoke tests) may have changed this process's thread count: use the session's
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
     t0 = time.time()
     ok, secs = run_nb(nb, skip_flags=skip, force_flags=nb_flags, showerr=True, basepath=ROOT)
     with capsys.disabled(): print(f'\n{nb.name}: {time.time() - t0:.1f}s', end=' ')
