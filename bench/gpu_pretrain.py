@@ -71,7 +71,7 @@ def run_awd(a):
         log(f"AWD: bfloat16 autocast failed ({str(e)[:200]}); training in float32"); amp = False
         st = awd_step_time(cfg, ids, offsets, vocab, dev, amp=False)
     tr, _ = split_docs(len(offsets) - 1, cfg.valid_frac, cfg.seed)
-    steps = n_batches(int(sum(offsets[d + 1] - offsets[d] for d in tr)), cfg.bs, cfg.seq_len)
+    steps = n_batches(int((offsets[tr + 1] - offsets[tr]).sum()), cfg.bs, cfg.seq_len)
     left = a.deadline - time.time() - 25   # export and validation
     epochs = plan_epochs(left, steps * st * 1.08, hi=a.max_epochs)
     cfg = replace(cfg, epochs=epochs)

@@ -118,13 +118,19 @@ def n_batches(n_tokens:int, bs:int, seq_len:int) -> int:
     n = (n_tokens - 1) // bs
     return len(range(0, n - 1, seq_len))
 
-# %% ../nbs/06_pretrain.ipynb #cd8b426e
+# %% ../nbs/06_pretrain.ipynb #e96dcedf
 AWD_SIZES = {
     'tiny': dict(emb_sz=16, n_hid=32, n_layers=2),       # tests: seconds
     'small': dict(emb_sz=256, n_hid=512, n_layers=2),    # shipped: CPU-friendly
     'chapter': dict(emb_sz=400, n_hid=1152, n_layers=3), # fastai's default AWD-LSTM, as in the chapter
 }
 "AWD-LSTM sizes `pretrain_awd_lstm` offers (overrides of fastai's `awd_lstm_lm_config`)."
+
+def _positive_ints(cfg, names):
+    "Raise a one-line `ValueError` naming the first of `names` that is not a positive int on `cfg`."
+    for k in names:
+        v = getattr(cfg, k)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"{k} must be a positive int, got {v!r}")
 
 @dataclass
 class PretrainConfig:
@@ -152,9 +158,7 @@ class PretrainConfig:
     def check(self):
         "Raise a one-line `ValueError` naming the first bad field."
         if self.size not in AWD_SIZES: raise ValueError(f"size must be one of {', '.join(AWD_SIZES)}, got {self.size!r}")
-        for k in ('max_vocab', 'min_freq', 'bs', 'seq_len', 'epochs'):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"{k} must be a positive int, got {v!r}")
+        _positive_ints(self, ('max_vocab', 'min_freq', 'bs', 'seq_len', 'epochs'))
         for k in ('lr', 'wd', 'drop_mult', 'clip'):
             v = getattr(self, k)
             if not isinstance(v, (int, float)) or not 0 <= v < 1e3 or (k == 'lr' and v == 0): raise ValueError(f"{k} must be a positive number, got {v!r}")
@@ -231,11 +235,9 @@ def corpus_tokens(out, corpus, cfg:PretrainConfig, log=print):
     log(f"{len(ids):,} tokens, vocabulary {len(vocab):,} ({meta['seconds']} s)")
     return ids, offsets, vocab, meta
 
-# %% ../nbs/06_pretrain.ipynb #fbe31f17
+# %% ../nbs/06_pretrain.ipynb #4d8782f3
 def _device(device=None):
     return torch.device(device or ('cuda' if has_cuda() else 'cpu'))
-
-def _config_key(cfg): return {k: v for k, v in asdict(cfg).items() if k != 'epochs'} | {'epochs': cfg.epochs}
 
 def _fmt_time(s): return f"{int(s // 60)}:{int(s % 60):02d}"
 
@@ -258,7 +260,7 @@ def _train_epoch(model, opt, sched, stream, cfg, device, amp, log_every=50, log=
         if deadline is not None and time.time() > deadline: raise TimeoutError(f"time budget reached in epoch {epoch + 1}")
     return dict(train_loss=tot, seconds=time.time() - t0, tokens_per_s=ntok / (time.time() - t0))
 
-# %% ../nbs/06_pretrain.ipynb #64820efd
+# %% ../nbs/06_pretrain.ipynb #3ea742c8
 def _save_ckpt(file, **state):
     with atomic_path(file) as tmp: torch.save(state, tmp)
 
@@ -272,12 +274,12 @@ def pretrain_awd_lstm(out, corpus, cfg:PretrainConfig|None=None, resume=False, d
     if cfg_file.exists():
         old = json.loads(cfg_file.read_text())
         if not resume: raise FileExistsError(f"{out} holds an earlier pretraining run: pass --resume to continue it, or choose another --out")
-        if old != json.loads(json.dumps(_config_key(cfg))):
-            diff = {k: (old.get(k), v) for k, v in json.loads(json.dumps(_config_key(cfg))).items() if old.get(k) != v}
+        if old != json.loads(json.dumps(asdict(cfg))):
+            diff = {k: (old.get(k), v) for k, v in json.loads(json.dumps(asdict(cfg))).items() if old.get(k) != v}
             raise ValueError(f"--resume with a different configuration than the run in {out}: {diff}")
     out.mkdir(parents=True, exist_ok=True)
     if not cfg_file.exists():
-        with atomic_path(cfg_file) as tmp: tmp.write_text(json.dumps(_config_key(cfg), indent=1))
+        with atomic_path(cfg_file) as tmp: tmp.write_text(json.dumps(asdict(cfg), indent=1))
     if (out/'final'/'model_card.json').exists(): return json.loads((out/'final'/'model_card.json').read_text())
     ids, offsets, vocab, meta = corpus_tokens(out, corpus, cfg, log)
     dev = _device(device); amp = dev.type == 'cuda' if amp is None else amp and dev.type == 'cuda'
@@ -286,7 +288,7 @@ def pretrain_awd_lstm(out, corpus, cfg:PretrainConfig|None=None, resume=False, d
     set_seed(cfg.seed)
     model = awd_lstm_lm(len(vocab), cfg.size, cfg.drop_mult).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.moms[0], 0.99), eps=1e-5, weight_decay=cfg.wd)
-    n_train = int(sum(offsets[d + 1] - offsets[d] for d in train_docs))
+    n_train = int((offsets[train_docs + 1] - offsets[train_docs]).sum())
     steps = n_batches(n_train, cfg.bs, cfg.seq_len)
     sched = one_cycle(opt, steps * cfg.epochs, cfg.lr, cfg.moms)
     hist, start, elapsed = [], 0, 0.
@@ -311,9 +313,9 @@ def pretrain_awd_lstm(out, corpus, cfg:PretrainConfig|None=None, resume=False, d
         log(f"epoch {epoch + 1}/{cfg.epochs}: valid loss {row['valid_loss']:.3f}, accuracy {row['accuracy']:.3f}, "
             f"perplexity {row['perplexity']:.1f} ({row['seconds']} s, {row['tokens_per_s']:,} tokens/s)")
         if stop_after is not None and epoch + 1 >= stop_after: return dict(history=hist, complete=False)
-    return export_awd_lstm(out, model, vocab, cfg, meta, hist, elapsed, dev, command, n_train, len(valid))
+    return export_awd_lstm(out, model, vocab, cfg, meta, hist, elapsed, dev, command, n_train, valid, len(valid_docs))
 
-# %% ../nbs/06_pretrain.ipynb #90f03e64
+# %% ../nbs/06_pretrain.ipynb #b76e18d7
 AWD_FILES = ('lm_weights.pth', 'lm_vocab.pkl')
 "The weights and vocabulary files of an exported AWD-LSTM, as `pretrained_fnames` expects them (with their extensions)."
 
@@ -326,8 +328,8 @@ def half_state_dict(sd:dict) -> dict:
         res[k] = seen[key]
     return res
 
-def export_awd_lstm(out, model, vocab, cfg, meta, hist, seconds, dev, command, n_train, n_valid) -> dict:
-    "Write `out/final/` (weights, vocabulary, model card) atomically and return the card."
+def export_awd_lstm(out, model, vocab, cfg, meta, hist, seconds, dev, command, n_train, valid, n_valid_docs) -> dict:
+    "Write `out/final/` (weights, vocabulary, model card) atomically and return the card; `valid` is the held-out token stream."
     final = Path(out)/'final'
     if final.exists(): shutil.rmtree(final)
     with atomic_dir(final) as tmp:
@@ -335,15 +337,13 @@ def export_awd_lstm(out, model, vocab, cfg, meta, hist, seconds, dev, command, n
         (tmp/AWD_FILES[1]).write_bytes(pickle.dumps(list(vocab)))
         m = awd_lstm_lm(len(vocab), cfg.size, cfg.drop_mult)
         m.load_state_dict({k: v.float() for k, v in torch.load(tmp/AWD_FILES[0]).items()})
-        train_docs, valid_docs = split_docs(meta['n_docs'], cfg.valid_frac, cfg.seed)
-        ids, offsets, _, _ = load_tokens(Path(out)/'tokens')
-        fp16 = lm_evaluate(m.to(dev), lm_stream(ids, offsets, valid_docs).to(dev), device=dev, amp=dev.type == 'cuda')
+        fp16 = lm_evaluate(m.to(dev), valid, device=dev, amp=dev.type == 'cuda')
         card = dict(name=f'awd_lstm_imdb_{cfg.size}', architecture='fastai AWD_LSTM language model (get_language_model)',
                     arch=cfg.arch, n_parameters=sum(p.numel() for p in m.parameters()), config=asdict(cfg),
                     corpus=dict(description="IMDB (Maas et al., 2011) train/ + unsup/ reviews, 75,000 at most; test/ never read",
                                 source=meta['corpus'], sha256=meta['corpus_sha256'], n_docs=meta['n_docs'],
-                                n_tokens=meta['n_tokens'], train_tokens=n_train, valid_tokens=n_valid,
-                                valid_docs=len(valid_docs), tokenizer="fastai Tokenizer (spaCy + fastai rules)"),
+                                n_tokens=meta['n_tokens'], train_tokens=n_train, valid_tokens=len(valid),
+                                valid_docs=n_valid_docs, tokenizer="fastai Tokenizer (spaCy + fastai rules)"),
                     vocab_size=len(vocab), history=hist, final=hist[-1], exported_fp16=fp16,
                     wall_seconds=round(seconds, 1), tokenize_seconds=meta.get('seconds'),
                     hardware=_hardware(dev), torch_threads=torch.get_num_threads(), torch=torch.__version__,
@@ -450,7 +450,7 @@ def awd_pretrained(mode=None, name:str=PRETRAINED_AWD, log=None) -> AWDPretraine
         log(f"WikiText-103 weights are not in {wt103_dir()} and this machine is offline: starting from {res.describe()}")
     return res
 
-# %% ../nbs/06_pretrain.ipynb #f8be2a1a
+# %% ../nbs/06_pretrain.ipynb #304bca51
 GPT2_SIZES = {
     'tiny': dict(n_embd=32, n_layer=2, n_head=2, n_positions=128),   # tests: seconds
     'small': dict(n_embd=128, n_layer=6, n_head=4, n_positions=512), # shipped: ~7.7M parameters, ~16 MB in float16
@@ -473,9 +473,7 @@ class GPT2PretrainConfig:
 
     def check(self):
         if self.size not in GPT2_SIZES: raise ValueError(f"size must be one of {', '.join(GPT2_SIZES)}, got {self.size!r}")
-        for k in ('block', 'bs', 'epochs'):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"{k} must be a positive int, got {v!r}")
+        _positive_ints(self, ('block', 'bs', 'epochs'))
         if self.block > GPT2_SIZES[self.size]['n_positions']: raise ValueError(f"block must be at most n_positions ({GPT2_SIZES[self.size]['n_positions']})")
         return self
 
@@ -566,7 +564,7 @@ def gpt2_corpus_blocks(out, corpus, tokenizer, cfg:GPT2PretrainConfig, log=print
     log(f"{n_train:,} training and {n_valid:,} held-out tokens ({meta['seconds']} s)")
     return train, valid, meta
 
-# %% ../nbs/06_pretrain.ipynb #7740528b
+# %% ../nbs/06_pretrain.ipynb #10c9b700
 def pretrain_gpt2(out, corpus, tokenizer='gpt2', cfg:GPT2PretrainConfig|None=None, resume=False, device=None,
                   threads:int|None=None, command:str|None=None, log=print, deadline:float|None=None) -> dict:
     "Train a small `GPT2LMHeadModel` on `corpus` with transformers' `Trainer` (resumable per epoch); export it with `save_pretrained` and a model card."
@@ -607,17 +605,16 @@ def pretrain_gpt2(out, corpus, tokenizer='gpt2', cfg:GPT2PretrainConfig|None=Non
     seconds = time.time() - t0
     hist = [dict(epoch=round(h['epoch']), valid_loss=h['eval_loss'], perplexity=float(np.exp(h['eval_loss'])))
             for h in trainer.state.log_history if 'eval_loss' in h]
-    card = export_gpt2(out, trainer.model, tok, cfg, meta, hist, base, seconds, dev, command,
+    card = export_gpt2(out, trainer.model, tok, cfg, meta, hist, base, seconds, dev, command, valid,
                        stopped_early=f"at step {trainer.state.global_step} of {trainer.state.max_steps}" if stop and stop.stopped else None)
     return card
 
-# %% ../nbs/06_pretrain.ipynb #18eeddd6
-def export_gpt2(out, model, tok, cfg, meta, hist, base, seconds, dev, command, stopped_early=None) -> dict:
-    "Write `out/final/` (`save_pretrained` in float16, the tokenizer, the model card) atomically; return the card."
+# %% ../nbs/06_pretrain.ipynb #87d0925b
+def export_gpt2(out, model, tok, cfg, meta, hist, base, seconds, dev, command, valid, stopped_early=None) -> dict:
+    "Write `out/final/` (`save_pretrained` in float16, the tokenizer, the model card) atomically; return the card; `valid` holds the held-out blocks."
     from transformers import GPT2LMHeadModel
     final = Path(out)/'final'
     if final.exists(): shutil.rmtree(final)
-    _, valid, _ = gpt2_corpus_blocks(out, None, None, cfg)
     with atomic_dir(final) as tmp:
         model.to(torch.float16).save_pretrained(tmp)
         tok.save_pretrained(tmp)
