@@ -435,13 +435,9 @@ def cmd_data():
     missing = []
     for name in DATASETS:
         try:
-            if name == 'imdb_full':   # the archive is unpacked on first use (15 s, 405 MB), not just to report where it is
-                from nlpbook_ch.data import imdb_full_archives
-                from nlpbook_ch.core import cache_dir
-                arc = next((a for a in imdb_full_archives() if a.is_file()), None)
-                if arc is not None and not (cache_dir('data')/'imdb_full').exists():
-                    print(f"{name:15} {arc}  (archive; unpacked into {cache_dir('data')/'imdb_full'} on first use)"); continue
-            p = find_data(name, download=False)
+            p = find_data(name, download=False, unpack=False)   # an archive is unpacked on first use (15 s, 405 MB), not just to report it
+            if p.is_file() and p.name == DATASETS[name].archive:
+                print(f"{name:15} {p}  (archive; unpacked into the cache on first use)"); continue
             if name in ('imdb', 'imdb_full'): extra = ', '.join(f'{k} {v}' for k, v in imdb_counts(p).items())
             elif name == 'imdb_sample': extra = f'{len(load_imdb_sample(p))} rows'
             else: extra = f"{len(json.loads((p/'vocab.json').read_text()))} tokens in vocab.json"

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'DataNotFoundError', 'DataLayoutError', 'DatasetSpec', 'get_spec', 'check_data', 'shared_data_dirs',
-           'data_candidates', 'download_extract', 'find_data', 'imdb_full_archives', 'unpack_archive', 'find_imdb_full',
-           'imdb_unsup_dir', 'imdb_counts', 'imdb_workdir', 'load_imdb_sample']
+           'data_candidates', 'download_extract', 'imdb_full_cache', 'unpack_archive', 'find_data', 'imdb_unsup_dir',
+           'imdb_counts', 'imdb_workdir', 'load_imdb_sample']
 
 # %% ../nbs/01_data.ipynb #172e6f9c
 import os, shutil, tarfile, tempfile
@@ -31,6 +31,7 @@ class DatasetSpec:
     url: str|None = None  # archive to download (fastai's S3 copies)
     hf_repo: str|None = None  # Hugging Face repo holding the files
     cache_name: str|None = None  # name in fastai's data folder
+    archive: str|None = None     # a local copy of the download's archive (in a data folder) is unpacked into the cache
 
     @property
     def is_file(self): return bool(self.columns)
@@ -40,7 +41,7 @@ DATASETS = {
                         required=('train/pos', 'train/neg', 'test/pos', 'test/neg'),
                         url='https://s3.amazonaws.com/fast-ai-nlp/imdb.tgz', cache_name='imdb'),
     'imdb_full': DatasetSpec('imdb_full', ('imdb_full', 'imdb'), required=('train/pos', 'train/neg', 'test/pos', 'test/neg', 'unsup'),
-                             url='https://s3.amazonaws.com/fast-ai-nlp/imdb.tgz', cache_name='imdb'),
+                             url='https://s3.amazonaws.com/fast-ai-nlp/imdb.tgz', cache_name='imdb', archive='imdb.tgz'),
     'imdb_sample': DatasetSpec('imdb_sample', ('imdb_sample.csv', 'imdb_sample/texts.csv'),
                                columns=('label', 'text', 'is_valid'),
                                url='https://s3.amazonaws.com/fast-ai-sample/imdb_sample.tgz',
@@ -127,6 +128,7 @@ def data_candidates(name) -> list:
     if env: res += [(f'$NLPBOOK_DATA/{n}', Path(env).expanduser()/n) for n in spec.names]
     for d in shared_data_dirs(): res += [('shared data', d/n) for n in spec.names]
     if spec.cache_name: res.append(("fastai's data folder", _fastai_data_dir()/spec.cache_name))
+    if spec.archive: res.append(("fastai's archive folder", _fastai_data_dir().parent/'archive'))
     hf = _hf_cached(spec)
     if hf is None and spec.hf_repo:   # not there: name the folder that was searched
         from huggingface_hub import constants
@@ -163,6 +165,33 @@ def _download(spec) -> Path:
     if not cache.exists(): download_extract(spec.url, cache)
     return _fastai_data_dir()/spec.cache_name
 
+# %% ../nbs/01_data.ipynb #44a6dcd6
+def imdb_full_cache(archive) -> Path:
+    "Where the local `archive` is unpacked: a cache folder named after the archive's path."
+    return cache_dir('data')/f"imdb_full-{hashlib.sha1(str(Path(archive).resolve()).encode()).hexdigest()[:8]}"
+
+def unpack_archive(archive, dest) -> Path:
+    "Unpack the local `archive` to `dest` atomically, through the same code path as a download; a corrupt archive raises `DataLayoutError`."
+    import gzip, zlib
+    archive = Path(archive)
+    if not archive.is_file(): raise DataNotFoundError(f"imdb_full: the archive {archive} does not exist")
+    try: return download_extract(f'file://{archive}', dest, fetch=lambda url, to: shutil.copyfile(archive, to))
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataLayoutError(f"imdb_full: the archive {archive} is corrupt or truncated ({type(e).__name__}: {e}); nothing was unpacked") from e
+
+def _usable(name, p, unpack=True) -> Path:
+    "`check_data(name, p)`, where `p` may also be the dataset's archive, or a folder holding it: unpacked into the cache once (unless `unpack=False`)."
+    spec, arc = get_spec(name), None
+    if spec.archive and str(p).strip():
+        q = Path(p).expanduser()
+        arc = q if q.is_file() else q/spec.archive
+    if arc is None or arc.name != spec.archive or not arc.is_file(): return check_data(name, p)
+    dest = imdb_full_cache(arc)
+    if not dest.exists():   # it only ever exists complete (atomic_dir)
+        if not unpack: return arc
+        unpack_archive(arc, dest)
+    return check_data(name, dest)
+
 # %% ../nbs/01_data.ipynb #4007ade8
 def _not_found_message(spec, tried, online_checked, env=None):
     where = f" in NLPBOOK_DATA={env}, which is set, so no other place was searched" if env is not None else ''
@@ -189,61 +218,20 @@ def _env_data_dir():
                                 f"to use the shipped data, the caches or a download.")
     return d
 
-def find_data(name, path=None, download=True) -> Path:
-    "Path to a usable copy of dataset `name` (see the lookup order above); download it if allowed and online."
+def find_data(name, path=None, download=True, unpack=True) -> Path:
+    "Path to a usable copy of dataset `name` (see the lookup order above); download it if allowed and online. With `unpack=False` a local archive not unpacked yet is returned as it is."
     spec = get_spec(name)
-    if name == 'imdb_full': return find_imdb_full(path, download=download)
-    if path is not None: return check_data(name, path)
+    if path is not None: return _usable(name, path, unpack)
     env = _env_data_dir()   # when set, the only place searched: a wrong NLPBOOK_DATA is an error, never silently skipped
     tried = []
     for desc, p in data_candidates(name):
         if env is not None and not desc.startswith('$NLPBOOK_DATA'): continue
-        try: return check_data(name, p)
+        try: return _usable(name, p, unpack)
         except DataLayoutError as e: tried.append((desc, p, str(e).split(': ', 1)[-1]))
         except DataNotFoundError: tried.append((desc, p, None))
     if env is not None: raise DataNotFoundError(_not_found_message(spec, tried, None, env=env))
     online = is_online(timeout=3) if download else None
     if online: return check_data(name, _download(spec))
-    raise DataNotFoundError(_not_found_message(spec, tried, online))
-
-# %% ../nbs/01_data.ipynb #22c25a1b
-def imdb_full_archives() -> list:
-    "Places a local `imdb.tgz` may be, in order: `$NLPBOOK_DATA`, `shared/data` beside the repository, fastai's archive folder."
-    dirs = [Path(os.environ['NLPBOOK_DATA']).expanduser()] if os.environ.get('NLPBOOK_DATA') else []
-    dirs += shared_data_dirs()
-    res = [d/n/'imdb.tgz' for d in dirs for n in ('imdb_full', '.')]
-    return res + [Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()/'archive'/'imdb.tgz']
-
-def unpack_archive(archive, dest) -> Path:
-    "Unpack the local `archive` to `dest` atomically, through the same code path as a download; a corrupt archive raises `DataLayoutError`."
-    import gzip, zlib
-    archive = Path(archive)
-    if not archive.is_file(): raise DataNotFoundError(f"imdb_full: the archive {archive} does not exist")
-    try: return download_extract(f'file://{archive}', dest, fetch=lambda url, to: shutil.copyfile(archive, to))
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataLayoutError(f"imdb_full: the archive {archive} is corrupt or truncated ({type(e).__name__}: {e}); nothing was unpacked") from e
-
-# %% ../nbs/01_data.ipynb #480084b7
-def _unpacked(archive, dest) -> Path:
-    "`dest` if an earlier call unpacked it (it only exists once complete), else `archive` unpacked there."
-    return check_data('imdb_full', dest if Path(dest).exists() else unpack_archive(archive, dest))
-
-def find_imdb_full(path=None, download=True) -> Path:
-    "The whole IMDB set, unpacked: `path` (a folder or an `imdb.tgz`), an unpacked copy, a local archive (unpacked into the cache once), or a download."
-    spec = get_spec('imdb_full')
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file(): return check_data('imdb_full', p)
-        return _unpacked(p, cache_dir('data')/f"imdb_full-{hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:8]}")
-    tried = []
-    for desc, p in data_candidates('imdb_full'):
-        try: return check_data('imdb_full', p)
-        except DataNotFoundError: tried.append((desc, p, None))
-    for a in imdb_full_archives():
-        if a.is_file(): return _unpacked(a, cache_dir('data')/'imdb_full')
-        tried.append(('archive', a, None))
-    online = is_online(timeout=3) if download else None
-    if online: return check_data('imdb_full', _download(spec))
     raise DataNotFoundError(_not_found_message(spec, tried, online))
 
 # %% ../nbs/01_data.ipynb #d1447f5f
