@@ -11,7 +11,7 @@ __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY'
            'save_checkpoint', 'load_checkpoint', 'save_encoder', 'load_encoder', 'generate', 'stage_lr',
            'gradual_unfreeze', 'plot_stages', 'plot_confusion']
 
-# %% ../nbs/02_ulmfit.ipynb #0bab11e1
+# %% ../nbs/02_ulmfit.ipynb #55d949a1
 import gc, math, os, time, warnings
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
@@ -23,7 +23,7 @@ from fastai.text.all import (AWD_LSTM, TextDataLoaders, TextBlock, CategoryBlock
 from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
-from .pretrain import AWDPretrained, awd_pretrained, find_pretrained, model_card, PRETRAINED_AWD
+from .pretrain import AWDPretrained, awd_pretrained, PRETRAINED_AWD
 
 # %% ../nbs/02_ulmfit.ipynb #2e67a2ea
 CHAPTER_STAGES = ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
@@ -197,22 +197,20 @@ def want_pretrained(cfg:ULMFiTConfig, backwards=False) -> bool:
     if not cfg.pretrained or cfg.pretrained == 'project' or cfg.mode == 'quick': return False
     return any(wt103_dir(backwards).glob('*.pth')) or is_online()
 
-# %% ../nbs/02_ulmfit.ipynb #c9fa6929
+# %% ../nbs/02_ulmfit.ipynb #4cf6f3b9
 def resolve_pretrained(cfg:ULMFiTConfig, backwards=False, log=None) -> AWDPretrained|None:
     "The pretrained AWD-LSTM `cfg` starts from (None: random weights); its `arch` is the size the learners must have."
     log = log or (lambda m: warnings.warn(m))
     if not cfg.pretrained: return None
-    if want_pretrained(cfg, backwards): return AWDPretrained('wt103', {})
     if backwards:
+        if want_pretrained(cfg, backwards): return AWDPretrained('wt103', {})
         log(f"No pretrained backward AWD-LSTM is available offline ({wt103_dir(True)} is empty and the project ships none): "
             "the backward model starts from random weights.")
         return None
-    res = AWDPretrained('project', {}, find_pretrained(cfg.pretrained_model))
-    res.arch = dict(model_card(res.folder)['arch'])
-    if cfg.arch and cfg.arch != res.arch:
+    res = awd_pretrained('quick' if cfg.pretrained == 'project' else cfg.mode, cfg.pretrained_model, log=log)
+    if res.source == 'project' and cfg.arch and cfg.arch != res.arch:
         raise ValueError(f"The pretrained model in {res.folder} is an AWD-LSTM of size {res.arch}, but the config asks for "
                          f"{cfg.arch}: set arch to {res.arch}, or pretrained=False to train from random weights")
-    if cfg.mode == 'full': log(f"WikiText-103 weights are not in {wt103_dir()} and this machine is offline: starting from {res.describe()}")
     return res
 
 def _arch(cfg, pre): return pre.arch if pre is not None else cfg.arch
