@@ -11,8 +11,9 @@ __all__ = ['CORPUS_PARTS', 'AWD_SIZES', 'AWD_FILES', 'PRETRAINED_AWD', 'GPT2_SIZ
            'gpt2_token_blocks', 'unigram_perplexity', 'gpt2_perplexity', 'gpt2_corpus_blocks', 'pretrain_gpt2',
            'export_gpt2', 'gpt2_card_markdown', 'resolve_corpus', 'run_pretrain']
 
-# %% ../nbs/06_pretrain.ipynb #049a66fc
+# %% ../nbs/06_pretrain.ipynb #a3100c4f
 import gzip, hashlib, json, lzma, os, pickle, platform, shutil, sys, time, warnings
+from functools import partial
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
@@ -659,7 +660,7 @@ tokenizer files): `GPT2LMHeadModel.from_pretrained(folder)` loads it.
 Configuration: `{json.dumps(card['config'])}`.
 """
 
-# %% ../nbs/06_pretrain.ipynb #ed6b274d
+# %% ../nbs/06_pretrain.ipynb #27062257
 def resolve_corpus(corpus='imdb_full') -> Path:
     "A corpus path: `imdb_full` (the whole IMDB archive, via `find_data`), an IMDB folder, or a one-review-per-line file."
     if corpus in ('imdb_full', 'imdb'):
@@ -676,10 +677,13 @@ def run_pretrain(model='awd-lstm', out='pretrain_run', size='small', epochs:int|
     parts = [f"nlpbook-ch pretrain --model {model} --out {out}"] + [f"--{k.replace('_', '-')} {v}" for k, v in given.items()]
     if model in ('awd-lstm', 'awd'):
         if block is not None: raise ValueError("--block is a GPT-2 option")
-        cfg = PretrainConfig(**given).check()
-        return pretrain_awd_lstm(out, resolve_corpus(corpus), cfg, resume=resume, threads=threads, command=' '.join(parts), log=log)
-    if model == 'gpt2':
+        cfg, train = PretrainConfig(**given).check(), pretrain_awd_lstm
+    elif model == 'gpt2':
         if block is not None: given['block'] = block; parts.append(f"--block {block}")
-        cfg = GPT2PretrainConfig(**given).check()
-        return pretrain_gpt2(out, resolve_corpus(corpus), 'gpt2', cfg, resume=resume, threads=threads, command=' '.join(parts), log=log)
-    raise ValueError(f"--model must be awd-lstm or gpt2, got {model!r}")
+        cfg, train = GPT2PretrainConfig(**given).check(), partial(pretrain_gpt2, tokenizer='gpt2')
+    else: raise ValueError(f"--model must be awd-lstm or gpt2, got {model!r}")
+    src = resolve_corpus(corpus)
+    from nlpbook_ch.core import folder_lock
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):   # a second run into the same folder fails at once, as `nlpbook-ch ulmfit` does
+        return train(out, src, cfg=cfg, resume=resume, threads=threads, command=' '.join(parts), log=log)
