@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['GPT2_NAMES', 'PRETRAINED_GPT2', 'ModelLoadError', 'ModelNotFoundError', 'pretrained_dirs', 'find_pretrained_gpt2',
            'load_tokenizer', 'load_model', 'input_device', 'load_gpt2', 'tiny_gpt2', 'encode_prompt',
-           'next_token_table', 'plot_next_tokens', 'complete']
+           'next_token_table', 'plot_next_tokens', 'complete', 'GreedyGPT2']
 
 # %% ../nbs/03_gpt2.ipynb #6b76cecd
 import os, re, json, shutil, warnings, contextlib
@@ -318,18 +318,121 @@ def _check_generation(model, n_prompt, n_tokens, temperature, top_k):
         raise ValueError(f"prompt ({n_prompt} tokens) + n_tokens ({n_tokens}) exceeds the model's {n_max} positions")
 
 # %% ../nbs/03_gpt2.ipynb #6490b6a8
+def _sdpa_without_cudnn(device):
+    "On CUDA, PyTorch's attention (SDPA) without its cuDNN backend, which it prefers for 16-bit inputs on an H100 (see below)."
+    import torch
+    if device.type != 'cuda': return contextlib.nullcontext()
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
 def complete(model, tokenizer, prompt, n_tokens=20, do_sample=False, temperature=1.0, top_k=None, seed=None,
-             strip=True, return_ids=False):
-    "`prompt` followed by exactly `n_tokens` generated tokens (greedy unless `do_sample`); with `return_ids` also the new ids."
+             strip=True, return_ids=False, fast=None):
+    """`prompt` followed by exactly `n_tokens` generated tokens (greedy unless `do_sample`); with `return_ids` also the new ids.
+    `fast`: greedy decoding of a GPT-2 with `GreedyGPT2` (the same tokens as `generate`, a CUDA graph per token on a GPU);
+    None uses it on CUDA only."""
     import torch
     ids = encode_prompt(tokenizer, prompt, strip=strip).to(input_device(model))
     _check_generation(model, ids.shape[1], n_tokens, temperature, top_k)
+    if fast is None: fast = not do_sample and ids.device.type == 'cuda' and GreedyGPT2.supports(model)
+    if fast:
+        if do_sample: raise ValueError("fast=True decodes greedily: pass do_sample=False, or fast=False to sample")
+        with _inference(model): new = GreedyGPT2(model, 1, ids.shape[1] + n_tokens, eos_id=_eos_ids(model, tokenizer))(ids, n_tokens)[0].tolist()
+        text = tokenizer.decode(ids[0].tolist() + new)
+        return (text, new) if return_ids else text
     if seed is not None: set_seed(seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     kw = dict(do_sample=True, temperature=float(temperature), top_k=top_k or 0, top_p=1.0) if do_sample else dict(do_sample=False)
-    with _inference(model):
+    with _inference(model), _sdpa_without_cudnn(ids.device):
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n_tokens, min_new_tokens=n_tokens,
                              pad_token_id=pad, use_cache=True, **kw)
     new = out[0, ids.shape[1]:].tolist()
     text = tokenizer.decode(out[0].tolist())
     return (text, new) if return_ids else text
+
+# %% ../nbs/03_gpt2.ipynb #ca4feb5b
+def _eos_ids(model, tokenizer) -> list:
+    "The end-of-text ids `generate` masks while `min_new_tokens` is not reached (the model's generation config, else the tokenizer's)."
+    e = getattr(getattr(model, 'generation_config', None), 'eos_token_id', None)
+    if e is None: e = tokenizer.eos_token_id
+    return [] if e is None else [e] if isinstance(e, int) else list(e)
+
+class GreedyGPT2:
+    "Greedy decoding of a GPT-2 with a preallocated KV cache; on CUDA each new token is one replay of a captured CUDA graph."
+    graph_failed = None   # why graph capture failed in this process, if it did
+    def __init__(self, model, batch:int, max_len:int, eos_id=None, graph:bool|None=None):
+        import torch
+        if not self.supports(model): raise TypeError(f"GreedyGPT2 runs GPT-2 models (GPT2LMHeadModel) on one device, not {type(model).__name__}")
+        self.model, self.tr, cfg, p = model, model.transformer, model.config, next(model.parameters())
+        self.dev, self.B, self.L = p.device, batch, max_len
+        eos = [eos_id] if isinstance(eos_id, int) else list(eos_id or [])
+        self.eos = torch.tensor(eos, dtype=torch.long, device=self.dev) if eos else None   # on the device: no copy inside the graph
+        self.H, self.hd = cfg.n_head, cfg.n_embd // cfg.n_head
+        shape = (len(self.tr.h), batch, self.H, max_len, self.hd)
+        self.k, self.v = torch.zeros(shape, dtype=p.dtype, device=self.dev), torch.zeros(shape, dtype=p.dtype, device=self.dev)
+        self.ar = torch.arange(max_len, device=self.dev)
+        self.graph = self.dev.type == 'cuda' if graph is None else graph
+
+    @staticmethod
+    def supports(model) -> bool:
+        "Whether `model` is a GPT-2 language model on one device, with the attention this decoder computes."
+        cfg = getattr(model, 'config', None)
+        return (getattr(cfg, 'model_type', None) == 'gpt2' and hasattr(model, 'transformer') and hasattr(model, 'lm_head')
+                and not getattr(cfg, 'reorder_and_upcast_attn', False) and len(set((getattr(model, 'hf_device_map', None) or {0: 0}).values())) == 1)
+
+    def _forward(self, ids, pos):
+        "Last-position logits of `ids` (B, T) placed at positions pos, ..., pos+T-1 (`pos` a 0-d tensor); writes their keys and values."
+        import torch
+        B, T = ids.shape
+        tr, H, hd = self.tr, self.H, self.hd
+        at = pos + torch.arange(T, device=self.dev)
+        x = tr.wte(ids) + tr.wpe(at)[None]
+        hide = self.ar[None, :] > at[:, None]             # (T, L): later positions, and slots not written yet
+        for l, blk in enumerate(tr.h):
+            q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H * hd, dim=2)
+            q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))
+            self.k[l].index_copy_(2, at, k); self.v[l].index_copy_(2, at, v)
+            w = torch.matmul(q, self.k[l].transpose(-1, -2)) * blk.attn.scaling
+            w = torch.softmax(w.masked_fill(hide, torch.finfo(w.dtype).min), dim=-1).to(self.v.dtype)
+            x = x + blk.attn.c_proj(torch.matmul(w, self.v[l]).transpose(1, 2).reshape(B, T, H * hd))
+            x = x + blk.mlp(blk.ln_2(x))
+        return self.model.lm_head(tr.ln_f(x[:, -1]))
+
+    def _pick(self, logits):
+        if self.eos is not None: logits = logits.index_fill(1, self.eos, float('-inf'))   # exactly n new tokens, as min_new_tokens = n does
+        return logits.argmax(-1)
+
+    def _step(self):
+        "One token: from the last one (`self.tok` at position `self.pos`), the next, written to `self.out`."
+        nxt = self._pick(self._forward(self.tok[:, None], self.pos))
+        self.out.index_copy_(1, (self.pos - self.first_pos)[None], nxt[:, None])
+        self.tok.copy_(nxt); self.pos.add_(1)
+
+    def _replay(self, n:int):
+        import torch
+        start = (self.tok.clone(), self.pos.clone())
+        s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):                         # warm-up outside the graph, as CUDA graphs require
+            for _ in range(2): self._step(); self.tok.copy_(start[0]); self.pos.copy_(start[1])
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g): self._step()
+        for _ in range(n): g.replay()
+
+    def __call__(self, ids, n_tokens:int):
+        "The `n_tokens` greedy new ids after `ids` (B, T), as a (B, n_tokens) tensor."
+        import torch
+        B, T = ids.shape
+        if B != self.B or T + n_tokens > self.L: raise ValueError(f"this decoder holds batch {self.B} and {self.L} positions, not {B} and {T + n_tokens}")
+        with torch.no_grad():
+            first = self._pick(self._forward(ids.to(self.dev), torch.zeros((), dtype=torch.long, device=self.dev)))
+            self.out = torch.zeros(B, n_tokens, dtype=torch.long, device=self.dev); self.out[:, 0] = first
+            self.tok, self.pos = first.clone(), torch.full((), T, dtype=torch.long, device=self.dev)
+            self.first_pos = self.pos - 1                  # out[:, j] is the token at position T - 1 + j
+            if n_tokens > 1 and self.graph and not GreedyGPT2.graph_failed:
+                try: self._replay(n_tokens - 1); return self.out
+                except RuntimeError as e:   # once per process: say why, then decode step by step (the same tokens)
+                    GreedyGPT2.graph_failed = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    warnings.warn(f"CUDA graph capture failed ({GreedyGPT2.graph_failed}); GreedyGPT2 decodes step by step in this process")
+                    self.tok, self.pos = first.clone(), torch.full((), T, dtype=torch.long, device=self.dev)
+            for _ in range(n_tokens - 1): self._step()
+        return self.out
