@@ -120,3 +120,26 @@ def test_classify_throughput_markdown_and_texts():
                model=dict(emb_sz=64, n_hid=128, n_layers=2, vocab=4008, parameters=1, config='SMALL', load_s=0.2), cases=[case])
     md = ct.markdown(res)
     assert '| 1000 | 300,000 | 50.0 | 250.0 | 5.0x |' in md and '**5.0x**' in md
+
+def test_gpu_bench_reports_from_their_json():
+    "The GPU scripts' markdown is rebuilt from the committed JSON of their H100 run, and says what that run measured."
+    import json
+    gu, gg = _load('gpu_ulmfit'), _load('gpu_gpt2')
+    res = json.loads((BENCH/'results'/'gpu_ulmfit.json').read_text())
+    md = gu.markdown(res)
+    assert 'NVIDIA H100' in md and '| 512 | stream |' in md and '| 512 | fastai |' in md
+    assert gu.memory_fit(res['lm']) == res['lm_memory']
+    md2 = gg.markdown(json.loads((BENCH/'results'/'gpt2_gpu.json').read_text()))
+    assert md2.count('## ') >= 4 and 'bandwidth bound' in md2
+
+def test_memory_fit_recovers_a_line():
+    gu = _load('gpu_ulmfit')
+    rows = [dict(bs=b, loader='stream', peak_gb=1.5 + 0.25 * b) for b in (8, 16, 32)] + [dict(bs=64, loader='fastai', peak_gb=99)]
+    assert gu.memory_fit(rows) == dict(gb_per_item=0.25, intercept_gb=1.5, points=3)
+    assert gu.memory_fit(rows[:1]) is None
+
+def test_synthetic_docs_cover_the_tokens_asked_for():
+    gu = _load('gpu_ulmfit')
+    docs = gu.synthetic_docs(5000, vocab=100)
+    n = sum(len(d) for d in docs)
+    assert 5000 <= n < 5000 + 2500 and all(int(d.min()) >= 8 and int(d.max()) < 100 for d in docs)
