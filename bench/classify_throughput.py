@@ -16,7 +16,7 @@ speed of inference depends on the architecture, the vocabulary and the reviews, 
 
 Writes bench/results/classify_throughput{.md,.json} (the --quick run: classify_throughput_quick.*).
 """
-import argparse, json, statistics, sys, time, warnings
+import argparse, hashlib, json, statistics, sys, time, warnings
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C   # sets the offline/cache environment defaults before torch and fastai are imported
@@ -29,9 +29,10 @@ def trained_classifier(quick=False, log=print) -> tuple:
     "(folder, training seconds or None) of a classifier trained with `SMALL` (or `TINY` with `quick`): trained on the first call, then reused."
     from nlpbook_ch.core import cache_dir
     from nlpbook_ch.ulmfit import ulmfit_config, TINY
-    from nlpbook_ch.cli import run_ulmfit, read_state
+    from nlpbook_ch.cli import run_ulmfit, read_state, config_to_json
     cfg = ulmfit_config('quick', **(TINY if quick else SMALL))
-    out = cache_dir('bench')/('classify_tiny' if quick else 'classify_small')
+    key = hashlib.sha1(json.dumps(config_to_json(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    out = cache_dir('bench')/f"classify_{'tiny' if quick else 'small'}_{key}"   # a changed config (or preset) trains a new one
     if (out/'classifier.pkl').exists(): return out, None
     t0 = time.time()
     run_ulmfit(out, cfg, resume=read_state(out) is not None, log=lambda m: None)
