@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
-# Issue 11's GPU measurements in one call on a lent GPU machine (python3 with torch and transformers, no package index):
-#   bench/gpu_ulmfit.py (LM and classifier throughput, memory per item, perplexity at a large batch, classify 1,000 reviews),
-#   bench/gpu_gpt2.py (GPT-2 decoding by route and dtype), then the test suite, quick mode, with the `cuda` cells.
+# Issue 11's GPU measurements in one call on a lent GPU machine (python3 with torch and transformers, no package index).
+# Parts (PARTS, default all, in this order):
+#   ulmfit  bench/gpu_ulmfit.py: LM and classifier throughput, memory per item, perplexity at a large batch, classify 1,000 reviews
+#   gpt2    bench/gpu_gpt2.py: GPT-2 decoding by route and dtype, profiles, static cache + torch.compile
+#   cold    bench/gpu_gpt2_cold.py: fresh-process first calls (cuDNN attention or not) and GreedyGPT2's CUDA graph
+#   suite   the test suite, quick mode, with the `cuda` cells: the notebooks first, then the other tests, in the time left
 # Carried: .carry/site312.tar.xz (fastai, spaCy, nbdev, execnb, IPython, nbconvert ... for Python 3.12; the machine has
 # torch, transformers, matplotlib, pandas, scikit-learn, pytest) and .carry/data.tar.xz (imdb_subset, imdb_sample.csv,
-# gpt2_tokenizer: unpacked to ../shared/data, where a checkout finds them).
-# Writes into $OUT: env.txt, startup.txt, ulmfit.json, ulmfit.log, gpt2.json, gpt2.log, pytest.log.
-#   bash bench/gpu_check.sh [BUDGET_SECONDS]      (default 470; SMOKE=1 for tiny sizes)
+# gpt2_tokenizer: unpacked to ../shared/data, where a checkout finds them). The tree and the carried files must stay
+# under 64 MiB together.
+# Writes into $OUT: env.txt, startup.txt, ulmfit.{json,log}, gpt2.{json,log}, cold.json, pytest.log (at most 8 files).
+#   PARTS="cold suite" bash bench/gpu_check.sh [BUDGET_SECONDS]      (default 470)
 set -uo pipefail
-T0=$(date +%s); BUDGET=${1:-470}; OUT=${OUT:-/tmp/gpu_check_out}; mkdir -p "$OUT"
-SMOKE=${SMOKE:+--smoke}   # SMOKE=1: the bench scripts at tiny sizes (a test of this script on a CPU)
+T0=$(date +%s); BUDGET=${1:-470}; OUT=${OUT:-/tmp/gpu_check_out}; mkdir -p "$OUT"; PARTS=${PARTS:-ulmfit gpt2 cold suite}
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 NLPBOOK_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 tar -xJf .carry/site312.tar.xz -C /tmp && export PYTHONPATH=$PWD:/tmp/site312
 if [ ! -d ../shared/data/imdb_subset ]; then mkdir -p ../shared/data && tar -xJf .carry/data.tar.xz -C ../shared/data && chmod -R a-w ../shared; fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   python3 -c "import sys, torch, fastai, transformers, spacy, nbdev, execnb, IPython, matplotlib; print(sys.version.split()[0], 'torch', torch.__version__, 'fastai', fastai.__version__, 'transformers', transformers.__version__, 'nbdev', nbdev.__version__, torch.cuda.get_device_name())"
   python3 -m pytest --version; ls ../shared/data; } > "$OUT/env.txt" 2>&1; cat "$OUT/env.txt"
-# Where a CLI process's start-up goes (the CLI tests were ~1.5x slower here than on a 2-core CPU: bench/results/gpu_suite.md)
+# Where a CLI process's start-up goes (the CLI tests took ~1.5x their CPU time there: bench/results/gpu_suite.md)
 { python3 -X importtime -c "import nlpbook_ch.cli" 2>&1 | sort -t'|' -k2 -n | tail -25
   for i in 1 2; do /usr/bin/time -f "%e s: nlpbook-ch data" python3 -m nlpbook_ch.cli data > /dev/null; done; } > "$OUT/startup.txt" 2>&1
-python3 bench/gpu_ulmfit.py $SMOKE --out /tmp/gu --budget 120 2>&1 | grep -v -i "warn" | tee "$OUT/ulmfit.log"; cp /tmp/gu/gpu_ulmfit.json "$OUT/ulmfit.json"
-echo "after ulmfit: $(left) s left"
-python3 bench/gpu_gpt2.py $SMOKE --out /tmp/gg --budget $(( $(left) > 300 ? 130 : 90 )) 2>&1 | grep -v -i "warn\|USDT" | tee "$OUT/gpt2.log"; cp /tmp/gg/gpu_gpt2.json "$OUT/gpt2.json"
-L=$(left); echo "pytest gets $L s"
-NLPBOOK_MODE=quick timeout -s INT -k 15 "$L" python3 -m pytest --nb-flags cuda -v --durations=0 -o faulthandler_timeout=120 \
-  -p no:cacheprovider > "$OUT/pytest.log" 2>&1; echo "pytest exit $? after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/pytest.log"
-tail -40 "$OUT/pytest.log"
+if has ulmfit; then
+  python3 bench/gpu_ulmfit.py --out /tmp/gu --budget 120 2>&1 | grep -v -i "warn" | tee "$OUT/ulmfit.log"; cp /tmp/gu/gpu_ulmfit.json "$OUT/ulmfit.json"; fi
+if has gpt2; then
+  python3 bench/gpu_gpt2.py --out /tmp/gg --budget $(( $(left) > 300 ? 130 : 90 )) 2>&1 | grep -v -i "warn\|USDT" | tee "$OUT/gpt2.log"
+  cp /tmp/gg/gpu_gpt2.json "$OUT/gpt2.json"; fi
+if has cold; then
+  timeout 120 python3 bench/gpu_gpt2_cold.py --out /tmp/ggc 2>&1 | grep -v -i "warn"; cp /tmp/ggc/gpu_gpt2_cold.json "$OUT/cold.json"; fi
+if has suite; then
+  L=$(left); echo "pytest gets $L s"
+  NLPBOOK_MODE=quick timeout -s INT -k 15 "$L" python3 -m pytest tests/test_notebooks.py tests --nb-flags cuda -v --durations=0 \
+    -o faulthandler_timeout=120 -p no:cacheprovider > "$OUT/pytest.log" 2>&1; echo "pytest exit $? after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/pytest.log"
+  grep -E "ipynb: |FAILED|passed|failed" "$OUT/pytest.log" | tail -30; fi

@@ -60,6 +60,8 @@ def check_config(cfg):
         v = getattr(cfg, k); need(_is_int(v) and v >= 1, repr(k), 'a positive integer', v)
     for k in ('n_per_label', 'lm_n_per_label', 'lm_n_unsup'):
         v = getattr(cfg, k); need(v is None or _is_int(v) and v >= 1, repr(k), 'a positive integer, or null for all reviews', v)
+    v = getattr(cfg, 'lm_bs_max', None)
+    need(v is None or _is_int(v) and v >= 1, "'lm_bs_max'", "a positive integer, or null to keep 'lm_bs' on a GPU", v)
     need(_is_num(cfg.quick_lr) and cfg.quick_lr > 0, "'quick_lr'", 'a positive number', cfg.quick_lr)
     need(_is_num(cfg.lr_factor) and cfg.lr_factor >= 1, "'lr_factor'", 'a number >= 1', cfg.lr_factor)
     for k in ('drop_mult', 'lm_drop_mult', 'wd'):
@@ -244,7 +246,12 @@ def run_ulmfit(out, cfg=None, resume=False, stop_after=None, path=None, log=prin
         counts = ', '.join(f'{k} {v}' for k, v in imdb_counts(src).items())
         log(f"data  imdb from {src} ({counts}); this run uses {cfg.n_per_label or 'all'} reviews per split and label "
             f"for the classifier, {cfg.lm_n_per_label or 'all'} per split and label + {cfg.lm_n_unsup or 'all'} unlabelled for the language model")
-        try: return _run_stages(out, cfg, state, stop_after, src, log)
+        from nlpbook_ch.ulmfit import grow_lm_batch
+        grown = grow_lm_batch(cfg)   # on a GPU, a larger language-model batch (the state keeps the config as given)
+        if grown.lm_bs != cfg.lm_bs:
+            log(f"gpu   language-model batch {grown.lm_bs} instead of {cfg.lm_bs} (lm_bs_max {cfg.lm_bs_max}, it fits in the free "
+                f"GPU memory), its learning rates x{(grown.lm_bs / cfg.lm_bs) ** 0.5:.2f}")
+        try: return _run_stages(out, grown, state, stop_after, src, log)
         except (OSError, RuntimeError) as e:
             if not _is_write_failure(e): raise
             why = e.strerror if isinstance(e, OSError) and e.strerror else 'the disk is full or a file-size limit was reached'
@@ -275,7 +282,7 @@ def load_trained(model_dir, kind='classifier'):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            learn = load_learner(f)
+            learn = load_learner(f, cpu=not has_cuda())   # on the GPU when there is one (issue 11: classify there)
     except Exception as e:
         raise CheckpointError(f"{f} is corrupt or was written by incompatible versions ({type(e).__name__}); "
                               f"rerun `nlpbook-ch ulmfit --out {d}` to recreate it") from e
