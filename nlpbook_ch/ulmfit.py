@@ -19,7 +19,7 @@ import numpy as np, pandas as pd, torch
 from fastai.text.all import (AWD_LSTM, TextDataLoaders, TextBlock, CategoryBlock, DataBlock, get_text_files,
     parent_label, GrandparentSplitter, RandomSplitter, text_classifier_learner, language_model_learner,
     accuracy, Perplexity, MixedPrecision, ClassificationInterpretation, awd_lstm_lm_config, awd_lstm_clas_config,
-    get_model, save_model, defaults, UNK, PAD, BOS, TK_MAJ, TK_UP, TK_REP, TK_WREP, LMDataLoader, LMTensorText, TensorText)
+    get_model, save_model, defaults, UNK, PAD, BOS, TK_MAJ, TK_UP, TK_REP, TK_WREP, LMDataLoader, LMTensorText, TensorText, to_np)
 from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
@@ -432,7 +432,13 @@ def plot_stages(stages:pd.DataFrame, chapter=CHAPTER_RESULTS['stage_accuracy'], 
 # %% ../nbs/02_ulmfit.ipynb #55cd0444
 def plot_confusion(learn, figsize=(3.5, 3.5)):
     "fastai's confusion matrix of `learn` on its validation set, each count in black or white, whichever its cell's colour makes readable."
-    interp = ClassificationInterpretation.from_learner(learn)
+    dl = learn.dls.valid.new(shuffle=False, drop_last=False)
+    preds, targs, losses = learn.get_preds(dl=dl, with_loss=True)   # one pass over the validation set, not three (see below)
+    interp = ClassificationInterpretation(learn, dl, losses)
+    x = torch.arange(len(interp.vocab))
+    d, t = preds.argmax(1), targs
+    cm = to_np(((d == x[:, None]) & (t == x[:, None, None])).long().sum(2))   # as fastai's confusion_matrix computes it
+    interp.confusion_matrix = lambda: cm
     interp.plot_confusion_matrix(figsize=figsize)
     import matplotlib.pyplot as plt
     ax = plt.gca(); im = ax.images[0]
