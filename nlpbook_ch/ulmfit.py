@@ -6,10 +6,10 @@
 __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY', 'GB_PER_ITEM', 'GB_FIXED', 'SPECIAL_TOKENS',
            'ULMFiTConfig', 'ulmfit_config', 'pick_batch_size', 'free_memory', 'grow_lm_batch', 'tokenize_imdb',
            'imdb_paths', 'loader_kwargs', 'clf_dataloaders', 'StreamLMDataLoader', 'clf_datablock', 'lm_dataloaders',
-           'special_tokens_table', 'PretrainedWeightsUnavailable', 'wt103_dir', 'want_pretrained', 'resolve_pretrained',
-           'make_classifier', 'make_lm_learner', 'results_table', 'check_text', 'ensure_fp32', 'predict_text',
-           'lm_metrics', 'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint', 'save_encoder',
-           'load_encoder', 'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages', 'plot_confusion']
+           'special_tokens_table', 'wt103_dir', 'want_pretrained', 'resolve_pretrained', 'make_classifier',
+           'make_lm_learner', 'results_table', 'check_text', 'ensure_fp32', 'predict_text', 'lm_metrics',
+           'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint', 'save_encoder', 'load_encoder',
+           'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages', 'plot_confusion']
 
 # %% ../nbs/02_ulmfit.ipynb #55d949a1
 import gc, math, os, time, warnings
@@ -91,16 +91,24 @@ GB_PER_ITEM = {'lm': 0.07, 'clf': 0.035}
 GB_FIXED = {'lm': 0.9, 'clf': 2.5}
 "GPU memory that does not grow with the batch: weights, gradients, optimizer state, workspace (measured: 0.87 and 2.19 GB; the classifier's with a 13.5k vocabulary)."
 
+def _free_gb(free_gb:float|None=None) -> float|None:
+    "`free_gb` if given, else the GPU memory free now (GB), else None (no GPU)."
+    if free_gb is not None or not has_cuda(): return free_gb
+    return torch.cuda.mem_get_info()[0] / 2**30
+
+def _fits(kind:str, bs:int, free_gb:float) -> bool:
+    "Whether the estimated peak memory of a `kind` batch of `bs` fits in 80% of `free_gb`."
+    return GB_FIXED[kind] + bs * GB_PER_ITEM[kind] <= 0.8 * free_gb
+
 def pick_batch_size(preferred:int, kind:str='clf', bs:int|None=None, free_gb:float|None=None, min_bs:int=4) -> int:
     "`bs` if given, else `preferred` halved until `GB_FIXED[kind]` + `GB_PER_ITEM[kind]` per item fits in 80% of free GPU memory."
     if bs is not None:
         if not isinstance(bs, int) or bs < 1: raise ValueError(f"bs must be a positive int, got {bs!r}")
         return bs
-    if free_gb is None:
-        if not has_cuda(): return preferred
-        free_gb = torch.cuda.mem_get_info()[0] / 2**30
+    free_gb = _free_gb(free_gb)
+    if free_gb is None: return preferred
     res = preferred
-    while res > min_bs and GB_FIXED[kind] + res * GB_PER_ITEM[kind] > 0.8 * free_gb: res //= 2
+    while res > min_bs and not _fits(kind, res, free_gb): res //= 2
     return max(res, min_bs)
 
 def free_memory():
@@ -114,11 +122,10 @@ def grow_lm_batch(cfg:ULMFiTConfig, free_gb:float|None=None) -> ULMFiTConfig:
     m = cfg.lm_bs_max
     if m is None: return cfg
     if not isinstance(m, int) or isinstance(m, bool) or m < 1: raise ValueError(f"lm_bs_max must be a positive int or None, got {m!r}")
-    if free_gb is None:
-        if not has_cuda(): return cfg
-        free_gb = torch.cuda.mem_get_info()[0] / 2**30
+    free_gb = _free_gb(free_gb)
+    if free_gb is None: return cfg
     bs = cfg.lm_bs
-    while bs * 2 <= m and GB_FIXED['lm'] + 2 * bs * GB_PER_ITEM['lm'] <= 0.8 * free_gb: bs *= 2
+    while bs * 2 <= m and _fits('lm', 2 * bs, free_gb): bs *= 2
     if bs == cfg.lm_bs: return cfg
     f = (bs / cfg.lm_bs) ** 0.5
     return replace(cfg, lm_bs=bs, lm_frozen=(cfg.lm_frozen[0], cfg.lm_frozen[1] * f), lm_unfrozen=(cfg.lm_unfrozen[0], cfg.lm_unfrozen[1] * f))
@@ -236,9 +243,6 @@ def special_tokens_table(dls, n_texts=300, width=3) -> pd.DataFrame:
                          for t, m in SPECIAL_TOKENS.items()])
 
 # %% ../nbs/02_ulmfit.ipynb #4fe96167
-class PretrainedWeightsUnavailable(FileNotFoundError):
-    "The WikiText-103 AWD-LSTM weights are neither cached nor downloadable."
-
 def wt103_dir(backwards=False) -> Path:
     "Where fastai keeps the pretrained AWD-LSTM weights (`$FASTAI_HOME/models/wt103-fwd`, or `wt103-bwd`)."
     return Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()/'models'/('wt103-bwd' if backwards else 'wt103-fwd')
@@ -433,11 +437,10 @@ def plot_stages(stages:pd.DataFrame, chapter=CHAPTER_RESULTS['stage_accuracy'], 
 def plot_confusion(learn, figsize=(3.5, 3.5)):
     "fastai's confusion matrix of `learn` on its validation set, each count in black or white, whichever its cell's colour makes readable."
     dl = learn.dls.valid.new(shuffle=False, drop_last=False)
-    preds, targs, losses = learn.get_preds(dl=dl, with_loss=True)   # one pass over the validation set, not three (see below)
+    preds, targs, losses = learn.get_preds(dl=dl, with_loss=True)   # one pass over the validation set (fastai's from_learner + confusion_matrix make one each)
     interp = ClassificationInterpretation(learn, dl, losses)
-    x = torch.arange(len(interp.vocab))
-    d, t = preds.argmax(1), targs
-    cm = to_np(((d == x[:, None]) & (t == x[:, None, None])).long().sum(2))   # as fastai's confusion_matrix computes it
+    classes = torch.arange(len(interp.vocab))
+    cm = to_np(((preds.argmax(1) == classes[:, None]) & (targs == classes[:, None, None])).long().sum(2))   # as fastai's confusion_matrix computes it
     interp.confusion_matrix = lambda: cm
     interp.plot_confusion_matrix(figsize=figsize)
     import matplotlib.pyplot as plt
