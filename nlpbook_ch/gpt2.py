@@ -266,15 +266,25 @@ def encode_prompt(tokenizer, prompt, strip=True, return_tensors='pt'):
     return torch.tensor([ids])
 
 # %% ../nbs/03_gpt2.ipynb #ee33350b
+def _sdpa_without_cudnn(device):
+    "On CUDA, PyTorch's attention (SDPA) without its cuDNN backend, which it prefers for 16-bit inputs on an H100 (see 'Why 16-bit decoding looked slow' below)."
+    if device.type != 'cuda': return contextlib.nullcontext()
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
 @contextlib.contextmanager
 def _inference(model):
-    "Eval mode and no gradients for the duration; the model's previous mode is restored afterwards."
+    "Eval mode, no gradients and (on CUDA) attention without cuDNN for the duration; the model's previous mode is restored afterwards."
     import torch
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(): yield
+        with torch.no_grad(), _sdpa_without_cudnn(input_device(model)): yield
     finally: model.train(was_training)
+
+def _n_positions(model) -> int|None:
+    "The longest sequence `model` takes (GPT-2's `n_positions`, else `max_position_embeddings`), if its config says."
+    return getattr(model.config, 'n_positions', None) or getattr(model.config, 'max_position_embeddings', None)
 
 def _check_int(name, v, lo=1):
     if not isinstance(v, int) or isinstance(v, bool): raise TypeError(f"{name} must be an int, got {v!r}")
@@ -286,7 +296,7 @@ def next_token_table(model, tokenizer, prompt, k=10, strip=True):
     import torch, pandas as pd
     _check_int('k', k)
     ids = encode_prompt(tokenizer, prompt, strip=strip)
-    n_max = getattr(model.config, 'n_positions', None) or getattr(model.config, 'max_position_embeddings', None)
+    n_max = _n_positions(model)
     if n_max and ids.shape[1] > n_max:   # the same check as complete's: past it the position embedding fails with an IndexError
         raise ValueError(f"prompt ({ids.shape[1]} tokens) exceeds the model's {n_max} positions; shorten it")
     with _inference(model): logits = model(ids.to(input_device(model))).logits[0, -1].float()
@@ -313,18 +323,11 @@ def _check_generation(model, n_prompt, n_tokens, temperature, top_k):
     if top_k is not None: _check_int('top_k', top_k)
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-    n_max = getattr(model.config, 'n_positions', None) or getattr(model.config, 'max_position_embeddings', None)
+    n_max = _n_positions(model)
     if n_max and n_prompt + n_tokens > n_max:
         raise ValueError(f"prompt ({n_prompt} tokens) + n_tokens ({n_tokens}) exceeds the model's {n_max} positions")
 
 # %% ../nbs/03_gpt2.ipynb #6490b6a8
-def _sdpa_without_cudnn(device):
-    "On CUDA, PyTorch's attention (SDPA) without its cuDNN backend, which it prefers for 16-bit inputs on an H100 (see below)."
-    import torch
-    if device.type != 'cuda': return contextlib.nullcontext()
-    from torch.nn.attention import sdpa_kernel, SDPBackend
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
-
 def complete(model, tokenizer, prompt, n_tokens=20, do_sample=False, temperature=1.0, top_k=None, seed=None,
              strip=True, return_ids=False, fast=None):
     """`prompt` followed by exactly `n_tokens` generated tokens (greedy unless `do_sample`); with `return_ids` also the new ids.
@@ -342,7 +345,7 @@ def complete(model, tokenizer, prompt, n_tokens=20, do_sample=False, temperature
     if seed is not None: set_seed(seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     kw = dict(do_sample=True, temperature=float(temperature), top_k=top_k or 0, top_p=1.0) if do_sample else dict(do_sample=False)
-    with _inference(model), _sdpa_without_cudnn(ids.device):
+    with _inference(model):
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n_tokens, min_new_tokens=n_tokens,
                              pad_token_id=pad, use_cache=True, **kw)
     new = out[0, ids.shape[1]:].tolist()
