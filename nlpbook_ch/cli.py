@@ -324,7 +324,9 @@ TEXTS_PER_WORKER = 60
 
 def tokenize_workers(n_texts:int, cores:int|None=None) -> int:
     "Processes to tokenise `n_texts` reviews in: 0 (this process) below `TOKENIZE_MIN_CORES` usable cores or 2 workers' worth of reviews, else one per `TEXTS_PER_WORKER` reviews, leaving a core free."
-    if cores is None: cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    if cores is None:
+        from fastcore.basics import num_cpus
+        cores = num_cpus() or 1   # usable cores (the affinity mask where there is one)
     if cores < TOKENIZE_MIN_CORES: return 0
     n = min(cores - 1, n_texts // TEXTS_PER_WORKER)
     return n if n >= 2 else 0
