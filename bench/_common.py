@@ -52,6 +52,11 @@ def machine_info() -> dict:
         except ImportError: pass
     return info
 
+def sync():
+    "Wait for the GPU's queued work (a no-op without CUDA), so that a wall-clock timing covers it."
+    import torch
+    if torch.cuda.is_available(): torch.cuda.synchronize()
+
 def machine_md(info:dict) -> str:
     "The machine description as a markdown bullet list."
     return '\n'.join(f'- **{k}**: {v}' for k, v in info.items())

@@ -100,12 +100,13 @@ def time_next_token_table(model, tokenizer, prompt:str=PROMPT, repeats:int=20, k
     return dict(repeats=repeats, k=k, forward_ms=1000 * b, table_ms=1000 * t, overhead_ms=1000 * (t - b), ratio=t / b,
                 rows=len(table))
 
-def copy_bandwidth(mb:int=512, repeats:int=5) -> dict:
-    """Memory bandwidth with the current torch threads, best of `repeats` on an `mb` MiB float32 tensor (far above the L3 cache):
-    `copy_` (GB/s counting bytes read + written) and `sum` (GB/s read; the closer model of streaming weights)."""
+def copy_bandwidth(mb:int=512, repeats:int=5, device='cpu') -> dict:
+    """Memory bandwidth of `device` (on the CPU with the current torch threads), best of `repeats` on an `mb` MiB float32
+    tensor (far above the caches): `copy_` (GB/s counting bytes read + written) and `sum` (GB/s read; the closer model of
+    streaming weights)."""
     import torch
     n = mb * 2**20 // 4
-    src, dst = torch.ones(n), torch.empty(n)
+    src, dst = torch.ones(n, device=device), torch.empty(n, device=device)
     dst.copy_(src); src.sum()
     copy = min(_timed(lambda: dst.copy_(src)) for _ in range(repeats))
     read = min(_timed(lambda: src.sum()) for _ in range(repeats))
@@ -115,7 +116,7 @@ def copy_bandwidth(mb:int=512, repeats:int=5) -> dict:
                 threads=torch.get_num_threads())
 
 def _timed(f):
-    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
+    C.sync(); t0 = time.perf_counter(); f(); C.sync(); return time.perf_counter() - t0
 
 # ---------------------------------------------------------------- the benchmark
 def thread_probe(model, tokenizer, threads=(1, 2), n_tokens:int=16, rounds:int=2) -> list:

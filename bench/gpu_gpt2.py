@@ -15,13 +15,11 @@ import argparse, copy, json, statistics, subprocess, sys, time, traceback, warni
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
-from gpt2_inference import gpt2_small, load_gpt2_tokenizer, weight_bytes, PROMPT
+from gpt2_inference import gpt2_small, load_gpt2_tokenizer, weight_bytes, copy_bandwidth, PROMPT
 
 DTYPES = ('float32', 'bfloat16', 'float16')
 
-def sync():
-    import torch
-    if torch.cuda.is_available(): torch.cuda.synchronize()
+sync = C.sync
 
 def timed(f, repeats=2, slow_s=4.0) -> dict:
     "Seconds of the first (cold) call and the median of `repeats` more (1 if the cold call took over `slow_s`)."
@@ -136,16 +134,6 @@ def static_compiled(dtype:str, n:int, smoke:bool, timeout:float) -> dict:
         res = dict(json.loads(lines[-1]) if lines else {}, error=f'stopped after {timeout:.0f} s')
     return res
 
-def copy_bandwidth_gbs(mb:int=1024) -> float|None:
-    "Device-to-device copy bandwidth (GB/s, bytes read + written), best of 5."
-    import torch
-    if not torch.cuda.is_available(): return None
-    a = torch.empty(mb * 2**20, dtype=torch.uint8, device='cuda'); b = torch.empty_like(a)
-    best = 0
-    for _ in range(5):
-        sync(); t0 = time.perf_counter(); b.copy_(a); sync(); best = max(best, 2 * a.numel() / (time.perf_counter() - t0) / 1e9)
-    return round(best, 1)
-
 def run(out:Path, smoke=False, budget:float=200, log=print) -> dict:
     import torch
     warnings.filterwarnings('ignore')
@@ -161,7 +149,7 @@ def run(out:Path, smoke=False, budget:float=200, log=print) -> dict:
     tok = load_gpt2_tokenizer()
     base = gpt2_small(n_layer=2, n_embd=64, n_head=2) if smoke else gpt2_small()
     n = 8 if smoke else 64
-    res['bandwidth_gbs'] = copy_bandwidth_gbs(64 if smoke else 1024)
+    res['bandwidth_gbs'] = round(copy_bandwidth(64 if smoke else 1024, device='cuda')['copy_gbps'], 1) if dev == 'cuda' else None
     res['dtypes'] = {}
     for dt in DTYPES:
         if time.time() > deadline: res['dtypes'][dt] = dict(skipped='time budget'); continue

@@ -20,8 +20,7 @@ dev = 'cuda' if torch.cuda.is_available() else 'cpu'
 tok = load_gpt2_tokenizer()
 m = (gpt2_small(n_layer=2, n_embd=64, n_head=2) if smoke else gpt2_small()).to(dev, dtype).eval()
 ids = encode_prompt(tok, PROMPT).to(dev)
-def sync():
-    if dev == 'cuda': torch.cuda.synchronize()
+from _common import sync
 def gen():
     with torch.no_grad():
         return m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n, do_sample=False,
