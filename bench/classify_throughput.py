@@ -2,8 +2,9 @@
 """Classifier inference speed on the CPU: one review at a time (`learn.predict`) vs batches (`predict_texts`).
 
 `nlpbook-ch classify` used to call `learn.predict` once per review (issue 11, item 1). It now classifies in batches
-(`nlpbook_ch.cli.predict_texts`: one tokenising pass, then the classifier's modules on sorted batches). This script
-measures both, in one run, on the first 1, 100 and 1,000 reviews of the shipped `imdb_sample.csv` (real IMDB reviews,
+(`nlpbook_ch.cli.predict_texts`: one tokenising pass, then the classifier's modules on sorted batches), in fp32 and, on
+a CPU that does bf16 natively (AMX or AVX512-BF16: `nlpbook_ch.cli.native_bf16`), under bf16 autocast, its default
+there. This script measures all three, in one run, on the first 1, 100 and 1,000 reviews of the shipped `imdb_sample.csv` (real IMDB reviews,
 1,000 of them), checks that they give the same probabilities, and times the parts of the batched path (tokenising,
 the LSTM layers, the rest) at the largest size.
 
@@ -52,32 +53,36 @@ def plain_get_preds(learn, texts, bs:int=64):
     dl = learn.dls.test_dl(texts, bs=bs, num_workers=0)
     with learn.no_bar(): return learn.get_preds(dl=dl)[0]
 
-def time_parts(learn, texts, bs:int=64) -> dict:
-    "Seconds of one `predict_texts` pass over `texts`, of its tokenising (`text_ids`, timed on its own) and of its LSTM layers (hooks)."
+def time_parts(learn, texts, bs:int=64, amp:bool=False) -> dict:
+    "Seconds of one `predict_texts` pass over `texts` (`amp`: bf16 autocast), of its tokenising (`text_ids`, timed on its own) and of its LSTM layers (hooks)."
     from nlpbook_ch.cli import predict_texts, text_ids
     lstm, t0s = [0.0], []
     def pre(m, args): t0s.append(time.perf_counter())
     def post(m, args, out): lstm[0] += time.perf_counter() - t0s.pop()
     hooks = [h for r in learn.model[0].module.rnns for h in (r.module.register_forward_pre_hook(pre), r.module.register_forward_hook(post))]
-    try: t0 = time.perf_counter(); predict_texts(learn, texts, bs=bs); total = time.perf_counter() - t0
+    try: t0 = time.perf_counter(); predict_texts(learn, texts, bs=bs, amp=amp); total = time.perf_counter() - t0
     finally:
         for h in hooks: h.remove()
     t0 = time.perf_counter(); text_ids(learn, texts); tok = time.perf_counter() - t0
     return dict(n=len(texts), total_s=round(total, 3), tokenise_s=round(tok, 3), lstm_s=round(lstm[0], 3),
                 rest_s=round(total - tok - lstm[0], 3))
 
-def time_methods(learn, texts, repeats:int=1, bs:int=64) -> dict:
-    "Seconds (median of `repeats`) to classify `texts` one by one with `learn.predict`, with `predict_texts`, and with plain fastai."
+def time_methods(learn, texts, repeats:int=1, bs:int=64, mixed:bool=False) -> dict:
+    "Seconds (median of `repeats`) to classify `texts` one by one with `learn.predict`, with `predict_texts` in fp32 and (with `mixed`) under bf16 autocast, and with plain fastai."
     import torch
     from nlpbook_ch.ulmfit import predict_text
     from nlpbook_ch.cli import predict_texts
-    before, after, plain = [], [], []
+    before, after, mixed_s, plain = [], [], [], []
     for _ in range(repeats):   # alternating, so that a change in the machine's load hits the methods alike
         t0 = time.perf_counter(); one = torch.stack([predict_text(learn, t)[2] for t in texts]); before.append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); batch = predict_texts(learn, texts, bs=bs)[1]; after.append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); batch = predict_texts(learn, texts, bs=bs, amp=False)[1]; after.append(time.perf_counter() - t0)
+        if mixed: t0 = time.perf_counter(); bf = predict_texts(learn, texts, bs=bs, amp=True)[1]; mixed_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter(); fa = plain_get_preds(learn, texts, bs=bs); plain.append(time.perf_counter() - t0)
     b, a, f = statistics.median(before), statistics.median(after), statistics.median(plain)
-    return dict(n=len(texts), repeats=repeats, bs=bs, before_s=b, after_s=a, plain_s=f, before_per_s=len(texts) / b,
+    bf16 = dict(mixed_s=(m := statistics.median(mixed_s)), mixed_per_s=len(texts) / m, mixed_speedup=b / m,
+                mixed_all=[round(x, 4) for x in mixed_s], mixed_max_prob_diff=float((one - bf).abs().max()),
+                mixed_same_labels=int((one.argmax(1) == bf.argmax(1)).sum())) if mixed else {}
+    return dict(**bf16, n=len(texts), repeats=repeats, bs=bs, before_s=b, after_s=a, plain_s=f, before_per_s=len(texts) / b,
                 after_per_s=len(texts) / a, plain_per_s=len(texts) / f, speedup=b / a, before_all=[round(x, 4) for x in before],
                 after_all=[round(x, 4) for x in after], plain_all=[round(x, 4) for x in plain],
                 max_prob_diff=float((one - batch).abs().max()), same_labels=bool((one.argmax(1) == batch.argmax(1)).all()),
@@ -94,65 +99,84 @@ def run(sizes=(1, 100, 1000), quick=False, threads:int=1, bs:int=64, log=print) 
     t0 = time.perf_counter(); learn = load_trained(folder); load_s = time.perf_counter() - t0
     texts = review_texts(max(sizes))
     from nlpbook_ch.ulmfit import predict_text
-    from nlpbook_ch.cli import predict_texts
-    predict_text(learn, texts[0]); predict_texts(learn, texts[:2])   # warm-up: first-call costs out of both timings
+    from nlpbook_ch.cli import predict_texts, native_bf16
+    mixed = native_bf16()   # bf16 autocast only where the CPU does it natively (elsewhere it is emulated, and off by default)
+    predict_text(learn, texts[0]); predict_texts(learn, texts[:2], amp=False)   # warm-up: first-call costs out of the timings
+    if mixed: predict_texts(learn, texts[:2], amp=True)
     ds = learn.dls.test_dl(texts, val_res=[0] * len(texts)).dataset
     tokens = [len(ds[i][0]) for i in range(len(texts))]   # fastai tokens (special tokens included) per review
     cases = []
     for n in sizes:
-        r = time_methods(learn, texts[:n], repeats=5 if n == 1 else 1, bs=bs)
+        r = time_methods(learn, texts[:n], repeats=5 if n == 1 else 1, bs=bs, mixed=mixed)
         r['tokens'] = sum(tokens[:n])
         cases.append(r)
         log(f"{n:5} reviews: per review {r['before_per_s']:8.1f}/s ({r['before_s']:.2f} s), batch {r['after_per_s']:8.1f}/s "
             f"({r['after_s']:.2f} s): x{r['speedup']:.1f}; max |Δp| {r['max_prob_diff']:.1e}, same labels: {r['same_labels']}; "
-            f"plain fastai {r['plain_per_s']:.1f}/s, max |Δp| {r['plain_max_prob_diff']:.3f}")
-    parts = time_parts(learn, texts, bs=bs)
-    log(f"{parts['n']:5} reviews, batched: {parts['total_s']:.2f} s = tokenising {parts['tokenise_s']:.2f} s + LSTM layers "
-        f"{parts['lstm_s']:.2f} s + the rest {parts['rest_s']:.2f} s")
+            f"plain fastai {r['plain_per_s']:.1f}/s, max |Δp| {r['plain_max_prob_diff']:.3f}"
+            + (f"; bf16 {r['mixed_per_s']:.1f}/s: x{r['mixed_speedup']:.1f}, max |Δp| {r['mixed_max_prob_diff']:.1e}, "
+               f"same labels {r['mixed_same_labels']}/{n}" if mixed else ''))
+    parts = {k: time_parts(learn, texts, bs=bs, amp=k == 'bf16') for k in (('fp32', 'bf16') if mixed else ('fp32',))}
+    for k, pt in parts.items():
+        log(f"{pt['n']:5} reviews, batched {k}: {pt['total_s']:.2f} s = tokenising {pt['tokenise_s']:.2f} s + LSTM layers "
+            f"{pt['lstm_s']:.2f} s + the rest {pt['rest_s']:.2f} s")
+    info['native_bf16'] = mixed
     info.update(load_at_end=C.loadavg(), total_seconds=round(time.time() - t_start, 1))
     arch = learn.model[0].module
     model = dict(folder=str(folder), config='TINY' if quick else 'SMALL (see bench/classify_throughput.py)',
                  emb_sz=arch.emb_sz, n_hid=arch.n_hid, n_layers=arch.n_layers, vocab=len(learn.dls.vocab[0]),
                  parameters=sum(p.numel() for p in learn.model.parameters()), load_s=round(load_s, 3),
                  train_s=train_s, accuracy=json.loads((folder/'report.json').read_text())['stage_accuracy'][-1])
-    return dict(machine=info, model=model, cases=cases, parts=parts)
+    return dict(machine=info, model=model, cases=cases, parts=parts['fp32'], **({'parts_bf16': parts['bf16']} if mixed else {}))
 
 def markdown(res:dict) -> str:
     m, md = res['machine'], res['model']
+    bf = 'mixed_per_s' in res['cases'][-1]
     rows = [dict(reviews=c['n'], tokens=f"{c['tokens']:,}", **{'per review (learn.predict) reviews/s': f"{c['before_per_s']:.1f}",
-                 'batch (predict_texts) reviews/s': f"{c['after_per_s']:.1f}", 'speed-up': f"{c['speedup']:.1f}x",
-                 'seconds (per review / batch)': f"{c['before_s']:.2f} / {c['after_s']:.2f}",
-                 'max prob. difference': f"{c['max_prob_diff']:.1e}", 'same labels': c['same_labels'],
+                 'batch fp32 reviews/s': f"{c['after_per_s']:.1f}", 'fp32 speed-up': f"{c['speedup']:.1f}x",
+                 'fp32: max prob. difference, same labels': f"{c['max_prob_diff']:.1e}, {c['same_labels']}",
+                 **({'batch bf16 reviews/s': f"{c['mixed_per_s']:.1f}", 'bf16 speed-up': f"{c['mixed_speedup']:.1f}x",
+                     'bf16: max prob. difference, same labels': f"{c['mixed_max_prob_diff']:.1e}, {c['mixed_same_labels']}/{c['n']}"} if bf else {}),
+                 'seconds (per review / fp32' + (' / bf16)' if bf else ')'):
+                     ' / '.join(f"{x:.2f}" for x in (c['before_s'], c['after_s'], *((c['mixed_s'],) if bf else ()))),
                  'plain fastai reviews/s': f"{c['plain_per_s']:.1f}",
                  'plain: max prob. difference, same labels': f"{c['plain_max_prob_diff']:.3f}, {c['plain_same_labels']}"}) for c in res['cases']]
     big = res['cases'][-1]
     previous = '; '.join(f"{c['after_per_s']:.1f} reviews/s at {c['n']:,}" for c in res.get('previous', {}).get('cases', []))
+    def parts(pt, name): return (f"{name}: {pt['total_s']:.2f} s, of which tokenising (fastai's rules and spaCy, all reviews in one "
+                                 f"call, timed on its own) {pt['tokenise_s']:.2f} s, the LSTM layers (timed by hooks) {pt['lstm_s']:.2f} s, "
+                                 f"and the rest (embedding, pooling, head, batching) {pt['rest_s']:.2f} s")
     return '\n'.join([
         '# Classifier inference: one review at a time vs batches (CPU)', '',
         f"{m['date']}, {m['cpu']} ({m['usable_cores']} cores, {m['memory']}), torch {m['torch']}, fastai {m.get('fastai')}, "
         f"{m['torch_threads']} torch thread(s), load average {m['load_at_start']} at start / {m['load_at_end']} at end; "
-        f"{m['total_seconds']} s in all. No GPU was used.", '',
+        f"{m['total_seconds']} s in all. No GPU was used. Native bf16 (AMX or AVX512-BF16, `nlpbook_ch.cli.native_bf16`): "
+        f"{m.get('native_bf16', 'not recorded')}.", '',
         f"Classifier: AWD-LSTM with embedding {md['emb_sz']}, hidden {md['n_hid']}, {md['n_layers']} layers, vocabulary "
         f"{md['vocab']:,} ({md['parameters']:,} parameters), config {md['config']}; `load_learner` took {md['load_s']:.2f} s "
         f"(not in the timings); {'trained in this run in ' + str(md['train_s']) + ' s' if md.get('train_s') else 'trained in an earlier run (cached)'}, "
         f"validation accuracy {md.get('accuracy')} (irrelevant to speed). Reviews: the first n of the shipped `imdb_sample.csv`. Batch size 64; 'per review' is "
         f"`learn.predict` in a loop (what `nlpbook-ch classify` did before), 'batch' is `nlpbook_ch.cli.predict_texts` "
-        f"(what it does now). n = 1: median of 5 alternating runs; n = 100 and 1,000: one run each.", '',
+        f"(what it does now) with `amp=False` (fp32)" + (" and with `amp=True` (bf16 autocast: its default on this CPU)" if bf else '')
+        + ". Differences and labels are against `learn.predict`'s. n = 1: median of 5 alternating runs; n = 100 and 1,000: one run each.", '',
         C.md_table(rows), '',
-        f"At {big['n']:,} reviews the batched path is **{big['speedup']:.1f}x** the per-review throughput "
-        f"({big['after_per_s']:.0f} vs {big['before_per_s']:.0f} reviews/s). Both give the same labels, and probabilities "
-        f"equal to {big['max_prob_diff']:.0e}. 'Plain fastai' is one `test_dl` + `get_preds` over all the reviews, for comparison: "
+        f"At {big['n']:,} reviews the batched path in fp32 is **{big['speedup']:.1f}x** the per-review throughput "
+        f"({big['after_per_s']:.0f} vs {big['before_per_s']:.0f} reviews/s), with the same labels and probabilities equal to "
+        f"{big['max_prob_diff']:.0e}"
+        + (f"; under bf16 autocast it is **{big['mixed_speedup']:.1f}x** ({big['mixed_per_s']:.0f} reviews/s), probabilities within "
+           f"{big['mixed_max_prob_diff']:.0e} of fp32's and {big['mixed_same_labels']:,} of {big['n']:,} labels the same" if bf else '')
+        + ". 'Plain fastai' is one `test_dl` + `get_preds` over all the reviews, for comparison: "
         f"it tokenises every review twice (once to sort by length, once to batch) and its padding goes wrong for some mixes "
         f"of lengths (see the cli notebook), so its probabilities differ from `learn.predict`'s "
         f"(max {big['plain_max_prob_diff']:.3f} here).", '',
-        *([f"Where the batched path's time goes, in one more pass over the {pt['n']:,} reviews: {pt['total_s']:.2f} s, of which "
-           f"tokenising (fastai's rules and spaCy, all reviews in one call, timed on its own) {pt['tokenise_s']:.2f} s, the "
-           f"LSTM layers (timed by hooks) {pt['lstm_s']:.2f} s, and the rest (embedding, pooling, head, batching) "
-           f"{pt['rest_s']:.2f} s. The per-review path does the same tokenising and the same LSTM arithmetic, one review at a "
-           f"time, plus a data loader per review; with one thread the LSTM layers' matrix products bound what batching can "
-           f"gain: were tokenising and the rest free, the batched path would be at most "
+        *([f"Where the batched path's time goes, in one more pass over the {pt['n']:,} reviews: {parts(pt, 'fp32')}"
+           + (f"; {parts(res['parts_bf16'], 'bf16')}" if 'parts_bf16' in res else '') + ". "
+           f"The per-review path does the same tokenising and the same LSTM arithmetic, one review at a "
+           f"time, plus a data loader per review. In fp32, with one thread, the LSTM layers' matrix products bound what batching can "
+           f"gain: were tokenising and the rest free, the batched fp32 path would be at most "
            f"{res['cases'][-1]['before_s'] / pt['lstm_s']:.1f}x the per-review one ({res['cases'][-1]['before_s']:.1f} s / "
-           f"{pt['lstm_s']:.2f} s). Timings on this shared 2-core machine are noisy (see the load averages); compare the methods within this "
+           f"{pt['lstm_s']:.2f} s)" + (f"; bf16 on the CPU's matrix units moves that bound to "
+           f"{res['cases'][-1]['before_s'] / res['parts_bf16']['lstm_s']:.1f}x" if 'parts_bf16' in res else '')
+           + ". Timings on this shared 2-core machine are noisy (see the load averages); compare the methods within this "
            f"run only.", ''] if (pt := res.get('parts')) else []),
         *([f"The batched path before issue 11's rework (fastai's `test_dl` + `get_preds`, one loader per chunk count), "
            f"measured on the same classifier on {pv['date']}: {previous} (`{pv['file']}`).", ''] if (pv := res.get('previous')) else [])])

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Build the carried files for `bench/gpu_check.sh`: `.carry/site312.tar.xz` (the Python 3.12 packages a lent GPU machine
-lacks: fastai, spaCy, nbdev, execnb, IPython, nbconvert and their dependencies, from this environment's installed
+lacks: fastai, spaCy, nbdev, execnb, IPython, nbconvert, ipykernel and their dependencies, from this environment's installed
 versions) and `.carry/data.tar.xz` (the shared data the suite and the benches read).
 
 The machine seen in issue 11 has torch, transformers, accelerate, numpy, pandas, scikit-learn, matplotlib and pytest
@@ -18,13 +18,14 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOTS = ['fastai', 'spacy', 'nbdev', 'execnb', 'ipython', 'nbformat', 'nbconvert', 'fastprogress', 'plum-dispatch', 'typer',
-         'requests', 'six', 'tinycss2']
+         'requests', 'six', 'tinycss2', 'ipykernel']   # ipykernel: `nlpbook-ch chapter` (and 04_cli's test of it) runs notebooks in a kernel
 HAVE = {'torch', 'torchvision', 'torchaudio', 'triton', 'transformers', 'accelerate', 'numpy', 'pandas', 'scikit-learn', 'scipy',
         'huggingface-hub', 'safetensors', 'tokenizers', 'pyyaml', 'sympy', 'mpmath', 'networkx', 'filelock', 'fsspec', 'jinja2',
         'markupsafe', 'pillow', 'psutil', 'regex', 'tqdm', 'packaging', 'pytest', 'pluggy', 'iniconfig', 'python-dateutil',
         'pytz', 'tzdata', 'joblib', 'threadpoolctl', 'setuptools', 'typing-extensions', 'hf-xet',
         # on the machine already (fastai imported there in an earlier session without them in the bundle), or optional
-        'matplotlib', 'fonttools', 'kiwisolver', 'contourpy', 'pyparsing', 'cycler', 'jedi', 'parso'}
+        'matplotlib', 'fonttools', 'kiwisolver', 'contourpy', 'pyparsing', 'cycler', 'jedi', 'parso',
+        'debugpy'}   # ipykernel's debugger: optional (ipykernel runs without it), and its wheel is large
 MARKERS = dict(extra='', python_version='3.12', python_full_version='3.12.3', sys_platform='linux', platform_system='Linux',
                implementation_name='cpython', platform_python_implementation='CPython', os_name='posix', platform_machine='x86_64')
 PLATFORMS = ['manylinux_2_17_x86_64', 'manylinux2014_x86_64', 'manylinux1_x86_64', 'manylinux_2_24_x86_64', 'manylinux_2_27_x86_64',

@@ -6,9 +6,9 @@
 __all__ = ['TOKENIZE_MIN_CORES', 'TEXTS_PER_WORKER', 'FIGURES', 'CLASSIFY_CHUNK', 'MAX_WORDS', 'MAX_SAMPLES', 'COMMANDS',
            'USER_ERRORS', 'stage_names', 'config_to_json', 'read_state', 'check_config', 'config_from_json',
            'StorageFullError', 'run_ulmfit', 'load_trained', 'read_texts', 'tokenize_workers', 'text_ids',
-           'predict_texts', 'iter_classify', 'classify', 'repo_notebooks', 'flags_to_skip', 'run_notebook',
-           'run_chapter', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate', 'cmd_next_token',
-           'cmd_docs', 'cmd_pretrain', 'main', 'console']
+           'native_bf16', 'autocast_dtype', 'predict_texts', 'iter_classify', 'classify', 'repo_notebooks',
+           'flags_to_skip', 'run_notebook', 'run_chapter', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify',
+           'cmd_generate', 'cmd_next_token', 'cmd_docs', 'cmd_pretrain', 'main', 'console']
 
 # %% ../nbs/04_cli.ipynb #a235d512
 import argparse, contextlib, copy, errno, json, math, multiprocessing, os, shutil, signal, sys, tempfile, time, traceback, warnings
@@ -374,6 +374,24 @@ def text_ids(learn, texts, n_workers:int|None=None) -> list:
         res.append(t)
     return res
 
+# %% ../nbs/04_cli.ipynb #d63808f1
+def native_bf16() -> bool:
+    "Whether this CPU does bf16 arithmetic natively (AMX or AVX512-BF16): only then does bf16 autocast speed inference up instead of emulating it."
+    import torch
+    try: return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError: return False   # a torch without these probes (they are private): assume not
+
+def autocast_dtype(device, amp:bool|None=None):
+    "The dtype inference autocasts to on `device`, or None for fp32. `amp=None`: fp16 on CUDA, bf16 on a CPU with `native_bf16`, else None; `amp=True`: fp16 on CUDA, bf16 on any CPU; `amp=False`: None."
+    import torch
+    if amp is not None and not isinstance(amp, bool): raise ValueError(f"amp must be True, False or None, got {amp!r}")
+    kind = torch.device(device).type
+    if amp is False: return None
+    if kind == 'cuda': return torch.float16
+    if kind == 'cpu': return torch.bfloat16 if amp or native_bf16() else None
+    if amp: raise ValueError(f"amp=True needs the model on a CUDA device or the CPU; it is on {device}")
+    return None
+
 # %% ../nbs/04_cli.ipynb #2408e336
 def _clf_parts(learn) -> tuple:
     "The `SentenceEncoder` and `PoolingLinearClassifier` of a fastai AWD-LSTM classifier, else a `TypeError`."
@@ -414,17 +432,15 @@ def _clf_logits(enc, head, ids, device):
     return head.layers(torch.cat(pooled))
 
 def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|None=None) -> tuple:
-    "(labels, class probabilities) for `texts` in input order, `learn.predict`'s to rounding: tokenised in one pass (`text_ids`), classified `bs` at a time, longest first. `amp`: fp16 autocast (default: when the model is on CUDA)."
+    "(labels, class probabilities) for `texts` in input order, `learn.predict`'s to rounding: tokenised in one pass (`text_ids`), classified `bs` at a time, longest first. `amp`: mixed precision, see `autocast_dtype` (default: where the hardware does it natively; `amp=False`: fp32, `learn.predict`'s to rounding)."
     import torch
     from fastcore.basics import getcallable
     from nlpbook_ch.ulmfit import ensure_fp32
     texts = [_text_ok(t) for t in texts]
     if not _is_int(bs) or bs < 1: raise ValueError(f"bs must be a positive integer, got {bs!r}")
-    if amp is not None and not isinstance(amp, bool): raise ValueError(f"amp must be True, False or None, got {amp!r}")
     enc, head = _clf_parts(ensure_fp32(learn))   # fp32 weights, also after fp16 training: autocast does the half-precision math
     device = next(learn.model.parameters()).device
-    if amp is None: amp = device.type == 'cuda'
-    if amp and device.type != 'cuda': raise ValueError(f"amp=True needs the model on a CUDA device; it is on {device}")
+    dtype = autocast_dtype(device, amp)
     vocab = learn.dls.vocab[1]
     probs = torch.zeros(len(texts), len(vocab))
     if not texts: return [], probs
@@ -433,9 +449,9 @@ def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|Non
     act = getcallable(learn.loss_func, 'activation')   # what get_preds applies: softmax
     was_training = learn.model.training
     learn.model.eval(); enc.reset()   # no dropout; WeightDropout's LSTMs get their raw weights
-    half = torch.autocast('cuda', dtype=torch.float16) if amp else contextlib.nullcontext()
+    mixed = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
     try:
-        with torch.inference_mode(), half, warnings.catch_warnings():
+        with torch.inference_mode(), mixed, warnings.catch_warnings():
             warnings.simplefilter('ignore', UserWarning)   # cuDNN: WeightDropout's LSTM weights are not one block (fastai silences it too)
             for s in range(0, len(order), bs):
                 idx = order[s:s + bs]
@@ -604,13 +620,14 @@ def _cell(t, n=80) -> str: return ' '.join(t.split())[:n]   # one line, no tabs:
 def cmd_classify(texts:Param("reviews to classify (put those that start with '-' after --)", str, nargs="*", opt=False)=None,
                  model:Param("folder written by `nlpbook-ch ulmfit`", str)='ulmfit_run',
                  file:Param("file with one review per line (classified after the reviews given as arguments)", str)=None,
-                 bs:Param("reviews per batch", int)=64):
+                 bs:Param("reviews per batch", int)=64,
+                 fp32:Param("no mixed precision (by default fp16 on a GPU, bf16 on a CPU that has it natively)", action='store_true')=False):
     "Print the predicted label and its probability for each review, in input order"
     texts = read_texts(texts or (), file)
     if bs < 1: raise ValueError(f"--bs must be a positive integer, got {bs}")
     learn = load_trained(model)
     n, t0, done = len(texts), time.time(), 0
-    for rows in iter_classify(learn, texts, bs=bs, chunk=CLASSIFY_CHUNK):
+    for rows in iter_classify(learn, texts, bs=bs, chunk=CLASSIFY_CHUNK, amp=False if fp32 else None):
         for label, p, t in rows: print(f'{label}\t{p:.3f}\t{_cell(t)}')
         sys.stdout.flush()
         done += len(rows)

@@ -119,7 +119,11 @@ def test_classify_throughput_markdown_and_texts():
                             load_at_end='1', total_seconds=1.0),
                model=dict(emb_sz=64, n_hid=128, n_layers=2, vocab=4008, parameters=1, config='SMALL', load_s=0.2), cases=[case])
     md = ct.markdown(res)
-    assert '| 1000 | 300,000 | 50.0 | 250.0 | 5.0x |' in md and '**5.0x**' in md
+    assert '| 1000 | 300,000 | 50.0 | 250.0 | 5.0x | 1.0e-07, True | 20.00 / 4.00 |' in md and '**5.0x**' in md and 'bf16 speed-up' not in md
+    case.update(mixed_s=2.0, mixed_per_s=500.0, mixed_speedup=10.0, mixed_max_prob_diff=2e-3, mixed_same_labels=999)
+    md = ct.markdown(res)   # with bf16 autocast (a CPU with native bf16): its own columns and sentence
+    assert '| 5.0x | 1.0e-07, True | 500.0 | 10.0x | 2.0e-03, 999/1000 | 20.00 / 4.00 / 2.00 |' in md
+    assert '**10.0x** (500 reviews/s)' in md and '999 of 1,000 labels the same' in md
 
 def test_gpu_bench_reports_from_their_json():
     "The GPU scripts' markdown is rebuilt from the committed JSON of their H100 run, and says what that run measured."
