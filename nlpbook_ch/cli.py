@@ -6,9 +6,9 @@
 __all__ = ['TOKENIZE_MIN_CORES', 'TEXTS_PER_WORKER', 'FIGURES', 'CLASSIFY_CHUNK', 'MAX_WORDS', 'MAX_SAMPLES', 'COMMANDS',
            'USER_ERRORS', 'stage_names', 'config_to_json', 'read_state', 'check_config', 'config_from_json',
            'StorageFullError', 'run_ulmfit', 'load_trained', 'read_texts', 'tokenize_workers', 'text_ids',
-           'native_bf16', 'autocast_dtype', 'predict_texts', 'iter_classify', 'classify', 'repo_notebooks',
-           'flags_to_skip', 'run_notebook', 'run_chapter', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify',
-           'cmd_generate', 'cmd_next_token', 'cmd_docs', 'cmd_pretrain', 'main', 'console']
+           'autocast_dtype', 'predict_texts', 'iter_classify', 'classify', 'repo_notebooks', 'flags_to_skip',
+           'run_notebook', 'run_chapter', 'cmd_data', 'cmd_chapter', 'cmd_ulmfit', 'cmd_classify', 'cmd_generate',
+           'cmd_next_token', 'cmd_docs', 'cmd_pretrain', 'main', 'console']
 
 # %% ../nbs/04_cli.ipynb #a235d512
 import argparse, contextlib, copy, errno, json, math, multiprocessing, os, shutil, signal, sys, tempfile, time, traceback, warnings
@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from fastcore.script import Param
 from fastcore.docments import docments
-from .core import atomic_path, get_mode, has_cuda, cache_dir, check_writable, folder_lock, NotWritableError
+from .core import atomic_path, get_mode, has_cuda, native_bf16, cache_dir, check_writable, folder_lock, NotWritableError
 from .data import find_data, DATASETS, DataNotFoundError, _repo_roots
 
 # %% ../nbs/04_cli.ipynb #846494d4
@@ -70,6 +70,7 @@ def check_config(cfg):
     need(isinstance(cfg.pretrained, bool) or named and cfg.pretrained == 'project', "'pretrained'",
          'true or false' + (' or "project"' if named else ''), cfg.pretrained)
     need(cfg.fp16 is None or isinstance(cfg.fp16, bool), "'fp16'", 'true, false or null (automatic)', cfg.fp16)
+    need(cfg.cpu_bf16 is None or isinstance(cfg.cpu_bf16, bool), "'cpu_bf16'", 'true, false or null (automatic)', cfg.cpu_bf16)
     need(_is_int(cfg.seed) and cfg.seed >= 0, "'seed'", 'an integer >= 0', cfg.seed)
     keys = {**awd_lstm_lm_config, **awd_lstm_clas_config}
     need(isinstance(cfg.arch, dict) and set(cfg.arch) <= set(keys), "'arch'",
@@ -251,6 +252,9 @@ def run_ulmfit(out, cfg=None, resume=False, stop_after=None, path=None, log=prin
         if grown.lm_bs != cfg.lm_bs:
             log(f"gpu   language-model batch {grown.lm_bs} instead of {cfg.lm_bs} (lm_bs_max {cfg.lm_bs_max}, it fits in the free "
                 f"GPU memory), its learning rates x{(grown.lm_bs / cfg.lm_bs) ** 0.5:.2f}")
+        if cfg.use_cpu_bf16:
+            log(f"cpu   training in bf16 mixed precision ({'this CPU does bf16 natively' if cfg.cpu_bf16 is None else 'cpu_bf16: true in the config'}"
+                f"; cpu_bf16: false for fp32)")
         try: return _run_stages(out, grown, state, stop_after, src, log)
         except (OSError, RuntimeError) as e:
             if not _is_write_failure(e): raise
@@ -375,12 +379,6 @@ def text_ids(learn, texts, n_workers:int|None=None) -> list:
     return res
 
 # %% ../nbs/04_cli.ipynb #d63808f1
-def native_bf16() -> bool:
-    "Whether this CPU does bf16 arithmetic natively (AMX or AVX512-BF16): only then does bf16 autocast speed inference up instead of emulating it."
-    import torch
-    try: return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-    except AttributeError: return False   # a torch without these probes (they are private): assume not
-
 def autocast_dtype(device, amp:bool|None=None):
     "The dtype inference autocasts to on `device`, or None for fp32. `amp=None`: fp16 on CUDA, bf16 on a CPU with `native_bf16`, else None; `amp=True`: fp16 on CUDA, bf16 on any CPU; `amp=False`: None."
     import torch
@@ -428,7 +426,8 @@ def _clf_logits(enc, head, ids, device):
     for r, n in enumerate(lens):                       # pooled over the outputs SentenceEncoder keeps: chunks i with n - i <= max_len
         start = 0 if enc.max_len is None or n <= enc.max_len else -(-(n - enc.max_len) // bptt) * bptt
         kept = out[r:r + 1, start:n].float()
-        pooled.append(masked_concat_pool(kept, torch.zeros(kept.shape[:2], dtype=torch.bool, device=kept.device), bptt))
+        mask = (ids[r][start:n] == enc.pad_idx)[None].to(kept.device)   # no padding; fastai also masks a literal 'xxpad' in the text
+        pooled.append(masked_concat_pool(kept, mask, bptt))
     return head.layers(torch.cat(pooled))
 
 def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|None=None) -> tuple:

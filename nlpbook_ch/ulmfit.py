@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY', 'GB_PER_ITEM', 'GB_FIXED', 'SPECIAL_TOKENS',
-           'ULMFiTConfig', 'ulmfit_config', 'pick_batch_size', 'free_memory', 'grow_lm_batch', 'tokenize_imdb',
-           'imdb_paths', 'loader_kwargs', 'clf_dataloaders', 'StreamLMDataLoader', 'clf_datablock', 'lm_dataloaders',
-           'special_tokens_table', 'wt103_dir', 'want_pretrained', 'resolve_pretrained', 'make_classifier',
-           'make_lm_learner', 'results_table', 'check_text', 'ensure_fp32', 'predict_text', 'lm_metrics',
-           'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint', 'save_encoder', 'load_encoder',
-           'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages', 'plot_confusion']
+           'CPUMixedPrecision', 'ULMFiTConfig', 'ulmfit_config', 'pick_batch_size', 'free_memory', 'grow_lm_batch',
+           'tokenize_imdb', 'imdb_paths', 'loader_kwargs', 'clf_dataloaders', 'StreamLMDataLoader', 'clf_datablock',
+           'lm_dataloaders', 'special_tokens_table', 'wt103_dir', 'want_pretrained', 'resolve_pretrained',
+           'mixed_precision', 'make_classifier', 'make_lm_learner', 'results_table', 'check_text', 'ensure_fp32',
+           'predict_text', 'lm_metrics', 'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint',
+           'save_encoder', 'load_encoder', 'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages', 'plot_confusion']
 
 # %% ../nbs/02_ulmfit.ipynb #55d949a1
 import gc, math, os, time, warnings
@@ -19,11 +19,26 @@ import numpy as np, pandas as pd, torch
 from fastai.text.all import (AWD_LSTM, TextDataLoaders, TextBlock, CategoryBlock, DataBlock, get_text_files,
     parent_label, GrandparentSplitter, RandomSplitter, text_classifier_learner, language_model_learner,
     accuracy, Perplexity, MixedPrecision, ClassificationInterpretation, awd_lstm_lm_config, awd_lstm_clas_config,
-    get_model, save_model, defaults, UNK, PAD, BOS, TK_MAJ, TK_UP, TK_REP, TK_WREP, LMDataLoader, LMTensorText, TensorText, to_np)
+    get_model, save_model, defaults, Callback, to_float, UNK, PAD, BOS, TK_MAJ, TK_UP, TK_REP, TK_WREP, LMDataLoader, LMTensorText, TensorText, to_np)
 from fastprogress.fastprogress import progress_bar
-from .core import get_mode, has_cuda, set_seed, is_online, atomic_path
+from .core import get_mode, has_cuda, native_bf16, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
 from .pretrain import AWDPretrained, awd_pretrained, PRETRAINED_AWD
+
+# %% ../nbs/02_ulmfit.ipynb #51829a58
+class CPUMixedPrecision(Callback):
+    "bf16 mixed precision on the CPU (fastai's `MixedPrecision` autocasts on CUDA only): each batch's forward pass and loss under `torch.autocast('cpu', torch.bfloat16)`, predictions back in fp32. Weights, gradients and the optimizer stay fp32; bf16 has fp32's range, so no loss scaling."
+    order = 10
+    def __init__(self): self.ctx = None
+    def before_batch(self):
+        self._exit()
+        self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
+    def after_pred(self): self.learn.pred = to_float(self.pred)
+    def after_loss(self): self._exit()
+    def after_batch(self): self._exit()   # a batch cancelled before its loss
+    def after_fit(self): self._exit()
+    def _exit(self):
+        if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
 
 # %% ../nbs/02_ulmfit.ipynb #2e67a2ea
 CHAPTER_STAGES = ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
@@ -65,10 +80,13 @@ class ULMFiTConfig:
     wd: float = 0.1
     lr_find_iters: int = 40
     fp16: bool|None = None           # mixed precision; None = only on CUDA
+    cpu_bf16: bool|None = None       # bf16 mixed precision when training on the CPU; None = where the CPU has it natively
     seed: int = 42
 
     @property
     def use_fp16(self): return has_cuda() if self.fp16 is None else (self.fp16 and has_cuda())
+    @property
+    def use_cpu_bf16(self): return not has_cuda() and (native_bf16() if self.cpu_bf16 is None else self.cpu_bf16)
 
 FULL = dict(mode='full', n_per_label=None, lm_n_per_label=None, lm_n_unsup=None, pretrained=True, arch={},
             max_vocab=60000, lm_bs=64, lm_bs_max=512, lm_seq_len=72, clf_bs=64, quick_epochs=4, lm_frozen=(1, 1e-2),
@@ -271,6 +289,12 @@ def resolve_pretrained(cfg:ULMFiTConfig, backwards=False, log=None) -> AWDPretra
 def _arch(cfg, pre): return pre.arch if pre is not None else cfg.arch
 
 # %% ../nbs/02_ulmfit.ipynb #f27ca7a1
+def mixed_precision(learn, cfg:ULMFiTConfig):
+    "`learn` with the chapter's `to_fp16()` on CUDA (`cfg.use_fp16`), or `CPUMixedPrecision` on a CPU with native bf16 (`cfg.use_cpu_bf16`)."
+    if cfg.use_fp16: return learn.to_fp16()
+    if cfg.use_cpu_bf16: learn.add_cb(CPUMixedPrecision())
+    return learn
+
 def make_classifier(dls, cfg:ULMFiTConfig, path=None, backwards=False):
     "`text_classifier_learner(dls, AWD_LSTM, drop_mult, metrics=accuracy)` from `cfg`'s pretrained weights (a backward model if `backwards`)."
     pre = resolve_pretrained(cfg, backwards)
@@ -280,10 +304,10 @@ def make_classifier(dls, cfg:ULMFiTConfig, path=None, backwards=False):
     learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=cfg.drop_mult, metrics=accuracy, config=config, backwards=backwards,
                                     pretrained=pre is not None and pre.source == 'wt103', seq_len=cfg.seq_len, path=path or dls.path)
     if pre is not None and pre.source == 'project': learn = learn.load_pretrained(*pre.files, model=learn.model[0])
-    return learn.to_fp16() if cfg.use_fp16 else learn
+    return mixed_precision(learn, cfg)
 
 def make_lm_learner(dls_lm, cfg:ULMFiTConfig, backwards=False):
-    "`language_model_learner(dls, AWD_LSTM, metrics=[accuracy, Perplexity()], wd=0.1)` from `cfg`'s pretrained weights, fp16 on CUDA."
+    "`language_model_learner(dls, AWD_LSTM, metrics=[accuracy, Perplexity()], wd=0.1)` from `cfg`'s pretrained weights, in mixed precision where `cfg` says (`mixed_precision`)."
     pre = resolve_pretrained(cfg, backwards)
     set_seed(cfg.seed)
     arch = _arch(cfg, pre)
@@ -291,7 +315,7 @@ def make_lm_learner(dls_lm, cfg:ULMFiTConfig, backwards=False):
     learn = language_model_learner(dls_lm, AWD_LSTM, config=config, drop_mult=cfg.lm_drop_mult, backwards=backwards,
                                    pretrained=pre is not None, pretrained_fnames=pre.fnames if pre is not None else None,
                                    metrics=[accuracy, Perplexity()], wd=cfg.wd, path=dls_lm.path)
-    return learn.to_fp16() if cfg.use_fp16 else learn
+    return mixed_precision(learn, cfg)
 
 # %% ../nbs/02_ulmfit.ipynb #4afc266f
 def results_table(learn, n:int=6, width:int=150) -> pd.DataFrame:
@@ -313,8 +337,9 @@ def check_text(text) -> str:
     return text
 
 def ensure_fp32(learn):
-    "Remove fastai's mixed-precision callback and put the model's parameters back in float32."
+    "Remove the mixed-precision callbacks (fastai's, `CPUMixedPrecision`) and put the model's parameters back in float32."
     if any(isinstance(cb, MixedPrecision) for cb in learn.cbs): learn.to_fp32()
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, CPUMixedPrecision)])
     learn.model.float()
     return learn
 

@@ -30,7 +30,7 @@ def tiny(gpt):
     return load_model(path, device='cpu'), load_tokenizer(path)
 
 def test_scripts_have_quick_flag():
-    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks', 'classify_throughput'):
+    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks', 'classify_throughput', 'cpu_bf16'):
         assert '--quick' in (BENCH/f'{name}.py').read_text(), name
     assert (BENCH/'README.md').exists()
 
@@ -147,3 +147,15 @@ def test_synthetic_docs_cover_the_tokens_asked_for():
     docs = gu.synthetic_docs(5000, vocab=100)
     n = sum(len(d) for d in docs)
     assert 5000 <= n < 5000 + 2500 and all(int(d.min()) >= 8 and int(d.max()) < 100 for d in docs)
+
+def test_cpu_bf16_runs_tiny_and_reports_both_precisions(tmp_path):
+    "The TINY smoke run trains each step in fp32 and under CPUMixedPrecision, and its table pairs them with a speed-up."
+    cb = _load('cpu_bf16')
+    cb.main(['--quick', '--out', str(tmp_path)])
+    import json
+    res = json.loads((tmp_path/'cpu_bf16_quick.json').read_text())
+    assert [(r['step'], r['precision']) for r in res['rows']] == [(s, p) for s in ('classifier fine_tune', 'LM frozen epoch')
+                                                                  for p in ('fp32', 'bf16')]
+    assert set(res['speedup']) == {'classifier fine_tune', 'LM frozen epoch'} and all(v > 0 for v in res['speedup'].values())
+    md = (tmp_path/'cpu_bf16_quick.md').read_text()
+    assert 'Preset: TINY' in md and md.count('| bf16 |') == 2 and 'x |' in md

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Training on the CPU in fp32 vs bf16 mixed precision (`nlpbook_ch.ulmfit.CPUMixedPrecision`), in one run.
+
+fastai's `to_fp16()` autocasts on CUDA only, so on a CPU the chapter's learners train in fp32. On a CPU that multiplies
+bf16 matrices in hardware (AMX or AVX512-BF16: `nlpbook_ch.core.native_bf16`), quick mode adds `CPUMixedPrecision`
+(bf16 autocast) to its learners. This script times quick mode's two heaviest steps both ways, alternating, with the
+preset's data and the project's pretrained AWD-LSTM: the quick classifier's `fine_tune(1, 1e-2)` (a frozen and an
+unfrozen epoch over 1,000 reviews, each validated on 1,000) and the language model's frozen epoch
+`fit_one_cycle(1, 1e-2)` (400 reviews), and reports seconds, the speed-up and the validation metrics, so that the
+accuracy cost (if any) is seen next to the time saved.
+
+    python bench/cpu_bf16.py            # both steps, fp32 and bf16 (~3 min on 2 cores)
+    python bench/cpu_bf16.py --quick    # the TINY preset: seconds (a smoke run; its numbers mean nothing)
+
+Writes bench/results/cpu_bf16{.md,.json} (the --quick run: cpu_bf16_quick.*).
+"""
+import argparse, json, sys, time, warnings
+from dataclasses import replace
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C   # sets the offline/cache environment defaults before torch and fastai are imported
+
+def time_steps(cfg, log=print) -> list:
+    "Seconds and validation metrics of the quick classifier's `fine_tune` and the LM's frozen epoch, fp32 then bf16."
+    from nlpbook_ch.ulmfit import imdb_paths, clf_dataloaders, lm_dataloaders, make_classifier, make_lm_learner, CPUMixedPrecision
+    path, lm_path = imdb_paths(cfg)
+    dls, dls_lm = clf_dataloaders(path, cfg), lm_dataloaders(lm_path, cfg)   # tokenised once, before any timing
+    rows = []
+    for step in ('classifier fine_tune', 'LM frozen epoch'):
+        for bf16 in (False, True):
+            c = replace(cfg, cpu_bf16=bf16)
+            learn = make_classifier(dls, c) if step.startswith('classifier') else make_lm_learner(dls_lm, c)
+            assert any(isinstance(cb, CPUMixedPrecision) for cb in learn.cbs) == bf16
+            t0 = time.perf_counter()
+            with learn.no_bar(), learn.no_logging():
+                if step.startswith('classifier'): learn.fine_tune(cfg.quick_epochs, cfg.quick_lr)
+                else: learn.fit_one_cycle(*cfg.lm_frozen)
+            secs = time.perf_counter() - t0
+            vals = [float(v) for v in learn.recorder.values[-1]]   # valid loss, then the metrics (under the same precision)
+            rows.append(dict(step=step, precision='bf16' if bf16 else 'fp32', seconds=round(secs, 2), valid_loss=round(vals[1], 4),
+                             metric=round(vals[2], 4), metric_name='accuracy' if step.startswith('classifier') else 'accuracy (next word)'))
+            log(f"{step:22} {rows[-1]['precision']}: {secs:6.1f} s, valid loss {vals[1]:.4f}, {rows[-1]['metric_name']} {vals[2]:.4f}")
+    return rows
+
+def run(quick=False, log=print) -> dict:
+    import torch
+    from nlpbook_ch.core import native_bf16
+    from nlpbook_ch.ulmfit import ulmfit_config, TINY
+    warnings.filterwarnings('ignore')
+    info = C.machine_info(); info['native_bf16'] = native_bf16()
+    if not info['native_bf16']: log('this CPU has no native bf16: bf16 autocast is emulated here, and quick mode stays in fp32')
+    t0 = time.time()
+    rows = time_steps(ulmfit_config('quick', **(TINY if quick else {})), log=log)
+    info.update(load_at_end=C.loadavg(), total_seconds=round(time.time() - t0, 1))
+    speed = {r['step']: round(next(x['seconds'] for x in rows if x['step'] == r['step'] and x['precision'] == 'fp32') / r['seconds'], 2)
+             for r in rows if r['precision'] == 'bf16'}
+    return dict(machine=info, preset='TINY' if quick else 'quick', rows=rows, speedup=speed)
+
+def markdown(res:dict) -> str:
+    m = res['machine']
+    rows = [{'step': r['step'], 'precision': r['precision'], 'seconds': f"{r['seconds']:.1f}",
+             'speed-up': f"{res['speedup'][r['step']]:.2f}x" if r['precision'] == 'bf16' else '',
+             'valid loss': f"{r['valid_loss']:.4f}", 'metric': f"{r['metric_name']} {r['metric']:.4f}"} for r in res['rows']]
+    return '\n'.join([
+        '# Training on the CPU: fp32 vs bf16 mixed precision', '',
+        f"{m['date']}, {m['cpu']} ({m['usable_cores']} cores, {m['memory']}), torch {m['torch']}, fastai {m.get('fastai')}, "
+        f"{m['torch_threads']} torch thread(s), load average {m['load_at_start']} at start / {m['load_at_end']} at end; "
+        f"{m['total_seconds']} s in all. Native bf16 (AMX or AVX512-BF16): {m['native_bf16']}. Preset: {res['preset']} "
+        + ("(`ulmfit_config('quick')`: the project's pretrained AWD-LSTM, 1,000 labelled reviews, 1,000 validation reviews; "
+           "the language model on 400 reviews)" if res['preset'] == 'quick' else "(`TINY`: 40 reviews, a 16-wide AWD-LSTM from "
+           "random weights; a smoke run, its numbers mean nothing)") + ". 'bf16' adds `CPUMixedPrecision` (what `make_classifier` and `make_lm_learner` "
+        f"do by default on such a CPU); the validation metrics are measured under the same precision as the training.", '',
+        C.md_table(rows), '',
+        "Generated by `python bench/cpu_bf16.py`. One run per row, on a shared 2-core machine: compare within this run only.", ''])
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--quick', action='store_true', help='the TINY preset (a smoke run)')
+    p.add_argument('--out', default=str(C.RESULTS), help='folder for the result files')
+    a = p.parse_args(argv)
+    res = run(quick=a.quick)
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    name = 'cpu_bf16' + ('_quick' if a.quick else '')
+    (out/f'{name}.json').write_text(json.dumps(res, indent=1))
+    (out/f'{name}.md').write_text(markdown(res))
+    print(f"\n{markdown(res)}\nwritten: {out/name}.md, .json")
+
+if __name__ == '__main__': main()
