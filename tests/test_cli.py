@@ -156,15 +156,15 @@ def test_bad_config_stops_before_training(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f'{i}.json' for i in range(len(probes))]   # no --out created
 
 def test_classify_and_generate(run):
-    r = cli('classify', 'A moving, beautiful film.', 'Awful.', '--model', run['out'])
+    f = run['dir']/'reviews.txt'; f.write_text('Great.\n\nBad.\nFine.\n')
+    r, r2, r3 = cli_many(['classify', 'A moving, beautiful film.', 'Awful.', '--model', run['out']],   # one process: fastai imported once
+                         ['classify', '--file', f, '--model', run['out'], '--fp32'],   # fp32: no autocast (the library's amp=False)
+                         ['generate', 'The movie', '--model', run['out'], '-n', '5', '--seed', '0'])
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [l.split('\t') for l in r.stdout.strip().splitlines()]
     assert len(rows) == 2 and all(l in ('neg', 'pos') and 0.5 <= float(p) <= 1 for l, p, _ in rows)
-    f = run['dir']/'reviews.txt'; f.write_text('Great.\n\nBad.\nFine.\n')
-    r = cli('classify', '--file', f, '--model', run['out'], '--fp32')   # fp32: no autocast (the library's amp=False)
-    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 3, r.stderr[-2000:]
-    r = cli('generate', 'The movie', '--model', run['out'], '-n', '5', '--seed', '0')
-    assert r.returncode == 0 and r.stdout.lower().startswith('the movie'), r.stderr[-2000:]
+    assert r2.returncode == 0 and len(r2.stdout.strip().splitlines()) == 3, r2.stderr[-2000:]
+    assert r3.returncode == 0 and r3.stdout.lower().startswith('the movie'), r3.stderr[-2000:]
 
 def test_reviews_are_classified_as_given_and_large_files_report_progress(run):
     "Issue 14, items 3, 4 and 12: text after -- was rewritten, arguments were dropped with --file, a large file was silent."
@@ -260,11 +260,12 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_next_token_with_a_local_model(tmp_path):
     from nlpbook_ch.gpt2 import tiny_gpt2
     tiny = tiny_gpt2(tmp_path/'tiny')
-    r = cli('next-token', 'With great power comes great', '--model', tiny, '-k', '3')
+    r, long = cli_many(['next-token', 'With great power comes great', '--model', tiny, '-k', '3'],
+                       ['next-token', 'word ' * 1100, '--model', tiny])   # one process: transformers imported once
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(r.stdout.strip().splitlines()) == 4 and 'probability' in r.stdout
     # issue 14, item 5: a prompt longer than the model's positions died with an IndexError traceback
-    assert_user_error(cli('next-token', 'word ' * 1100, '--model', tiny), "prompt (1100 tokens) exceeds the model's 1024 positions")
+    assert_user_error(long, "prompt (1100 tokens) exceeds the model's 1024 positions")
 
 def test_a_folder_named_like_the_model_is_not_silently_used(tmp_path):
     "Issue 14, item 13: an empty ./gpt2 in the working directory silently replaced the default model 'gpt2'."
