@@ -3,7 +3,7 @@
 
 `nlpbook-ch classify` used to call `learn.predict` once per review (issue 11, item 1). It now classifies in batches
 (`nlpbook_ch.cli.predict_texts`: one tokenising pass, then the classifier's modules on sorted batches), in fp32 and, on
-a CPU that does bf16 natively (AMX or AVX512-BF16: `nlpbook_ch.cli.native_bf16`), under bf16 autocast, its default
+a CPU that does bf16 natively (AMX or AVX512-BF16: `nlpbook_ch.core.native_bf16`), under bf16 autocast, its default
 there. This script measures all three, in one run, on the first 1, 100 and 1,000 reviews of the shipped `imdb_sample.csv` (real IMDB reviews,
 1,000 of them), checks that they give the same probabilities, and times the parts of the batched path (tokenising,
 the LSTM layers, the rest) at the largest size.
@@ -149,7 +149,7 @@ def markdown(res:dict) -> str:
         '# Classifier inference: one review at a time vs batches (CPU)', '',
         f"{m['date']}, {m['cpu']} ({m['usable_cores']} cores, {m['memory']}), torch {m['torch']}, fastai {m.get('fastai')}, "
         f"{m['torch_threads']} torch thread(s), load average {m['load_at_start']} at start / {m['load_at_end']} at end; "
-        f"{m['total_seconds']} s in all. No GPU was used. Native bf16 (AMX or AVX512-BF16, `nlpbook_ch.cli.native_bf16`): "
+        f"{m['total_seconds']} s in all. No GPU was used. Native bf16 (AMX or AVX512-BF16, `nlpbook_ch.core.native_bf16`): "
         f"{m.get('native_bf16', 'not recorded')}.", '',
         f"Classifier: AWD-LSTM with embedding {md['emb_sz']}, hidden {md['n_hid']}, {md['n_layers']} layers, vocabulary "
         f"{md['vocab']:,} ({md['parameters']:,} parameters), config {md['config']}; `load_learner` took {md['load_s']:.2f} s "

@@ -47,6 +47,8 @@ def run(quick=False, log=print) -> dict:
     from nlpbook_ch.core import native_bf16
     from nlpbook_ch.ulmfit import ulmfit_config, TINY
     warnings.filterwarnings('ignore')
+    if torch.cuda.is_available():
+        raise SystemExit('bench/cpu_bf16.py measures training on the CPU; on a GPU machine run it with CUDA_VISIBLE_DEVICES=""')
     info = C.machine_info(); info['native_bf16'] = native_bf16()
     if not info['native_bf16']: log('this CPU has no native bf16: bf16 autocast is emulated here, and quick mode stays in fp32')
     t0 = time.time()

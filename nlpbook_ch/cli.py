@@ -239,7 +239,12 @@ def run_ulmfit(out, cfg=None, resume=False, stop_after=None, path=None, log=prin
         state = read_state(out)
         if state is not None and not resume:
             raise FileExistsError(f"{out} holds an earlier run: pass --resume to continue it, or choose another --out")
-        if state is not None and state['config'] != config_to_json(cfg):
+        now = config_to_json(cfg)
+        if state is not None and set(now) - set(state['config']):   # fields added to the package after the run was saved
+            new = sorted(set(now) - set(state['config']))
+            log(f"note  the run in {out} predates the config field(s) {', '.join(new)}: they take this run's values")
+            state['config'] = {**{k: now[k] for k in new}, **state['config']}
+        if state is not None and state['config'] != now:
             raise ValueError(f"The run in {out} used a different configuration; resume with the same --mode/--config, or choose another --out")
         if state is None:
             if resume: log(f'nothing to resume in {out}: starting a new run')
@@ -404,7 +409,7 @@ def _clf_parts(learn) -> tuple:
     return enc, head
 
 def _clf_logits(enc, head, ids, device):
-    "The classifier's outputs for `ids` (token-id tensors, longest first), each computed as `learn.predict` computes it alone."
+    "The classifier's outputs for `ids` (token-id tensors, longest first), each computed as `learn.predict` computes it alone (but for a literal 'xxpad' token at the start of a BPTT chunk, where fastai's encoder skips the chunk)."
     import torch
     from fastai.text.models.core import masked_concat_pool
     awd, bptt, lens = enc.module, enc.bptt, [len(x) for x in ids]
@@ -431,7 +436,7 @@ def _clf_logits(enc, head, ids, device):
     return head.layers(torch.cat(pooled))
 
 def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|None=None) -> tuple:
-    "(labels, class probabilities) for `texts` in input order, `learn.predict`'s to rounding: tokenised in one pass (`text_ids`), classified `bs` at a time, longest first. `amp`: mixed precision, see `autocast_dtype` (default: where the hardware does it natively; `amp=False`: fp32, `learn.predict`'s to rounding)."
+    "(labels, class probabilities) for `texts` in input order (with `amp=False`, `learn.predict`'s to rounding): tokenised in one pass (`text_ids`), classified `bs` at a time, longest first. `amp`: mixed precision, see `autocast_dtype` (default: where the hardware does it natively; `amp=False`: fp32, `learn.predict`'s to rounding)."
     import torch
     from fastcore.basics import getcallable
     from nlpbook_ch.ulmfit import ensure_fp32
@@ -448,7 +453,9 @@ def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|Non
     act = getcallable(learn.loss_func, 'activation')   # what get_preds applies: softmax
     was_training = learn.model.training
     learn.model.eval(); enc.reset()   # no dropout; WeightDropout's LSTMs get their raw weights
-    mixed = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+    if dtype: mixed = torch.autocast(device.type, dtype=dtype)
+    elif device.type in ('cpu', 'cuda'): mixed = torch.autocast(device.type, enabled=False)   # fp32 even inside someone's autocast
+    else: mixed = contextlib.nullcontext()
     try:
         with torch.inference_mode(), mixed, warnings.catch_warnings():
             warnings.simplefilter('ignore', UserWarning)   # cuDNN: WeightDropout's LSTM weights are not one block (fastai silences it too)

@@ -339,7 +339,8 @@ def check_text(text) -> str:
 def ensure_fp32(learn):
     "Remove the mixed-precision callbacks (fastai's, `CPUMixedPrecision`) and put the model's parameters back in float32."
     if any(isinstance(cb, MixedPrecision) for cb in learn.cbs): learn.to_fp32()
-    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, CPUMixedPrecision)])
+    for cb in [cb for cb in learn.cbs if isinstance(cb, CPUMixedPrecision)]:
+        cb._exit(); learn.remove_cb(cb)   # closes an autocast that an exception in a batch (Ctrl-C, out of memory) left open
     learn.model.float()
     return learn
 

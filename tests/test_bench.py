@@ -148,6 +148,11 @@ def test_synthetic_docs_cover_the_tokens_asked_for():
     n = sum(len(d) for d in docs)
     assert 5000 <= n < 5000 + 2500 and all(int(d.min()) >= 8 and int(d.max()) < 100 for d in docs)
 
+def _has_cuda():
+    import torch
+    return torch.cuda.is_available()
+
+@pytest.mark.skipif(_has_cuda(), reason='bench/cpu_bf16.py measures training on the CPU; with CUDA the learners train in fp16 on the GPU')
 def test_cpu_bf16_runs_tiny_and_reports_both_precisions(tmp_path):
     "The TINY smoke run trains each step in fp32 and under CPUMixedPrecision, and its table pairs them with a speed-up."
     cb = _load('cpu_bf16')

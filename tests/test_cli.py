@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = [shutil.which('nlpbook-ch')] if shutil.which('nlpbook-ch') else [sys.executable, '-m', 'nlpbook_ch.cli']
-from nlpbook_ch.ulmfit import TINY
+from nlpbook_ch.ulmfit import TINY, predict_text
 
 def _args(args): return [a if isinstance(a, bytes) else str(a) for a in args]
 
@@ -164,6 +164,11 @@ def test_classify_and_generate(run):
     rows = [l.split('\t') for l in r.stdout.strip().splitlines()]
     assert len(rows) == 2 and all(l in ('neg', 'pos') and 0.5 <= float(p) <= 1 for l, p, _ in rows)
     assert r2.returncode == 0 and len(r2.stdout.strip().splitlines()) == 3, r2.stderr[-2000:]
+    from nlpbook_ch.cli import load_trained   # --fp32 prints learn.predict's own answers (to the 3 printed decimals)
+    learn = load_trained(run['out'])
+    for (label, p, text), want in zip([l.split('\t') for l in r2.stdout.strip().splitlines()], ['Great.', 'Bad.', 'Fine.']):
+        lab, _, probs = predict_text(learn, want)
+        assert text == want and label == lab and abs(float(p) - float(probs.max())) <= 5.1e-4, (text, label, p, lab, probs)
     assert r3.returncode == 0 and r3.stdout.lower().startswith('the movie'), r3.stderr[-2000:]
 
 def test_reviews_are_classified_as_given_and_large_files_report_progress(run):
