@@ -99,7 +99,8 @@ def run(sizes=(1, 100, 1000), quick=False, threads:int=1, bs:int=64, log=print) 
     t0 = time.perf_counter(); learn = load_trained(folder); load_s = time.perf_counter() - t0
     texts = review_texts(max(sizes))
     from nlpbook_ch.ulmfit import predict_text
-    from nlpbook_ch.cli import predict_texts, native_bf16
+    from nlpbook_ch.cli import predict_texts
+    from nlpbook_ch.core import native_bf16
     mixed = native_bf16()   # bf16 autocast only where the CPU does it natively (elsewhere it is emulated, and off by default)
     predict_text(learn, texts[0]); predict_texts(learn, texts[:2], amp=False)   # warm-up: first-call costs out of the timings
     if mixed: predict_texts(learn, texts[:2], amp=True)

@@ -28,17 +28,17 @@ def time_steps(cfg, log=print) -> list:
     rows = []
     for step in ('classifier fine_tune', 'LM frozen epoch'):
         for bf16 in (False, True):
-            c = replace(cfg, cpu_bf16=bf16)
-            learn = make_classifier(dls, c) if step.startswith('classifier') else make_lm_learner(dls_lm, c)
+            c, clf = replace(cfg, cpu_bf16=bf16), step.startswith('classifier')
+            learn = make_classifier(dls, c) if clf else make_lm_learner(dls_lm, c)
             assert any(isinstance(cb, CPUMixedPrecision) for cb in learn.cbs) == bf16
             t0 = time.perf_counter()
             with learn.no_bar(), learn.no_logging():
-                if step.startswith('classifier'): learn.fine_tune(cfg.quick_epochs, cfg.quick_lr)
+                if clf: learn.fine_tune(cfg.quick_epochs, cfg.quick_lr)
                 else: learn.fit_one_cycle(*cfg.lm_frozen)
             secs = time.perf_counter() - t0
             vals = [float(v) for v in learn.recorder.values[-1]]   # valid loss, then the metrics (under the same precision)
             rows.append(dict(step=step, precision='bf16' if bf16 else 'fp32', seconds=round(secs, 2), valid_loss=round(vals[1], 4),
-                             metric=round(vals[2], 4), metric_name='accuracy' if step.startswith('classifier') else 'accuracy (next word)'))
+                             metric=round(vals[2], 4), metric_name='accuracy' if clf else 'accuracy (next word)'))
             log(f"{step:22} {rows[-1]['precision']}: {secs:6.1f} s, valid loss {vals[1]:.4f}, {rows[-1]['metric_name']} {vals[2]:.4f}")
     return rows
 

@@ -240,8 +240,8 @@ def run_ulmfit(out, cfg=None, resume=False, stop_after=None, path=None, log=prin
         if state is not None and not resume:
             raise FileExistsError(f"{out} holds an earlier run: pass --resume to continue it, or choose another --out")
         now = config_to_json(cfg)
-        if state is not None and set(now) - set(state['config']):   # fields added to the package after the run was saved
-            new = sorted(set(now) - set(state['config']))
+        new = sorted(set(now) - set(state['config'])) if state is not None else []   # fields added after the run was saved
+        if new:
             log(f"note  the run in {out} predates the config field(s) {', '.join(new)}: they take this run's values")
             state['config'] = {**{k: now[k] for k in new}, **state['config']}
         if state is not None and state['config'] != now:
