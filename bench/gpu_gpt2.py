@@ -90,7 +90,8 @@ def profile(model, tok, n:int, fast:bool, top:int=12) -> dict:
     host = sorted(ev, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
     devk = sorted([e for e in ev if getattr(e, dev_attr, 0) > 0], key=lambda e: getattr(e, dev_attr), reverse=True)[:8]
     launches = sum(e.count for e in ev if e.key in ('cudaLaunchKernel', 'cuLaunchKernel', 'cudaLaunchKernelExC', 'cudaGraphLaunch'))
-    return dict(n=n, fast=fast, wall_s=round(wall, 4), kernel_launch_calls=launches,
+    graphs = sum(e.count for e in ev if e.key == 'cudaGraphLaunch')
+    return dict(n=n, fast=fast, wall_s=round(wall, 4), kernel_launch_calls=launches, graph_launches=graphs,
                 host_ops=[dict(op=e.key, calls=e.count, self_cpu_ms=round(e.self_cpu_time_total / 1000, 2)) for e in host],
                 gpu_kernels=[dict(kernel=e.key[:90], calls=e.count, gpu_ms=round(getattr(e, dev_attr) / 1000, 2)) for e in devk],
                 total_self_cpu_ms=round(sum(e.self_cpu_time_total for e in ev) / 1000, 1),
@@ -145,6 +146,7 @@ def run(out:Path, smoke=False, budget:float=200, log=print) -> dict:
                           mem_efficient=torch.backends.cuda.mem_efficient_sdp_enabled(), math=torch.backends.cuda.math_sdp_enabled(),
                           cudnn=torch.backends.cuda.cudnn_sdp_enabled()))
     def save(): (out/'gpu_gpt2.json').write_text(json.dumps(res, indent=1, default=str))
+    from nlpbook_ch.gpt2 import GreedyGPT2
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     tok = load_gpt2_tokenizer()
     base = gpt2_small(n_layer=2, n_embd=64, n_head=2) if smoke else gpt2_small()
@@ -158,7 +160,10 @@ def run(out:Path, smoke=False, budget:float=200, log=print) -> dict:
             m = copy.deepcopy(base).to(dev, getattr(torch, dt)).eval()
             d = dict(weight_bytes=weight_bytes(m))
             if res['bandwidth_gbs']: d['bound_tok_s_batch1'] = round(res['bandwidth_gbs'] * 1e9 / 2 / d['weight_bytes'], 1)   # read-only: half the copy's traffic
+            GreedyGPT2.graph_failed = None   # each dtype tries its own capture
             d['cases'] = cases_for(m, tok, n, log=log)
+            d['graph_failed'] = GreedyGPT2.graph_failed   # why GreedyGPT2 could not capture its CUDA graph (None: captured, or a CPU)
+            if d['graph_failed']: log(f"  GreedyGPT2's graph capture failed: {d['graph_failed']}")
             if time.time() < deadline: d['profile_generate'] = profile(m, tok, 16 if not smoke else 4, fast=False)
             if time.time() < deadline: d['profile_greedy'] = profile(m, tok, 16 if not smoke else 4, fast=True)
         except Exception as e:
@@ -200,10 +205,12 @@ def markdown(res:dict) -> str:
             if not p: continue
             att = sorted({o['op'] for o in p['host_ops'] if 'attention' in o['op']})
             if att: L += ['', f"Attention in {title}: {', '.join('`' + a + '`' for a in att)}."]
-            if key == 'profile_greedy' and p['kernel_launch_calls'] > 10 * p['n']:
-                L += ['', f"**The CUDA graph was not used in this run**: {p['kernel_launch_calls']:,} kernel launches for {p['n']} tokens "
-                          "(one graph replay per token would launch about one): graph capture failed and GreedyGPT2 fell back to "
-                          "decoding step by step, so its rows above measure that fallback, not the graph."]
+            gl = p.get('graph_launches')   # runs before 2026-11-27 did not count graph launches apart
+            if key == 'profile_greedy' and g and (gl == 0 if gl is not None else p['kernel_launch_calls'] > 10 * p['n']):
+                L += ['', f"**The CUDA graph was not used in this run**: {'no graph launch and ' if gl == 0 else ''}"
+                          f"{p['kernel_launch_calls']:,} kernel launches for {p['n']} tokens (one graph replay per token would launch "
+                          "about one): GreedyGPT2 fell back to decoding step by step, so its rows above measure that fallback, not the "
+                          f"graph. Why capture failed: {d.get('graph_failed') or 'not recorded by this run'}."]
             L += ['', f"Profile of one {title} call, {p['n']} new tokens: wall {p['wall_s']} s (under the profiler), host self time "
                       f"{p['total_self_cpu_ms']} ms, GPU time {p['total_gpu_ms']} ms, kernel launch calls {p['kernel_launch_calls']}. "
                       'Most host time: ' + '; '.join(f"{o['op']} {o['self_cpu_ms']} ms ({o['calls']})" for o in p['host_ops'][:8]) + '. '

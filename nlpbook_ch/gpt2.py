@@ -8,7 +8,7 @@ __all__ = ['GPT2_NAMES', 'PRETRAINED_GPT2', 'ModelLoadError', 'ModelNotFoundErro
            'next_token_table', 'plot_next_tokens', 'complete', 'GreedyGPT2']
 
 # %% ../nbs/03_gpt2.ipynb #6b76cecd
-import os, re, json, shutil, warnings, contextlib
+import os, re, json, shutil, warnings, contextlib, weakref
 from pathlib import Path
 from .core import get_device, is_online, offline_forced, atomic_dir, cache_dir, set_seed
 from .data import find_data, DataNotFoundError, _repo_roots
@@ -331,7 +331,7 @@ def _check_generation(model, n_prompt, n_tokens, temperature, top_k):
 def complete(model, tokenizer, prompt, n_tokens=20, do_sample=False, temperature=1.0, top_k=None, seed=None,
              strip=True, return_ids=False, fast=None):
     """`prompt` followed by exactly `n_tokens` generated tokens (greedy unless `do_sample`); with `return_ids` also the new ids.
-    `fast`: greedy decoding of a GPT-2 with `GreedyGPT2` (the same tokens as `generate`, a CUDA graph per token on a GPU);
+    `fast`: greedy decoding of a GPT-2 with `GreedyGPT2` (the same tokens as `generate`; on a GPU a CUDA graph per token, captured once);
     None uses it on CUDA only."""
     import torch
     ids = encode_prompt(tokenizer, prompt, strip=strip).to(input_device(model))
@@ -339,7 +339,7 @@ def complete(model, tokenizer, prompt, n_tokens=20, do_sample=False, temperature
     if fast is None: fast = not do_sample and ids.device.type == 'cuda' and GreedyGPT2.supports(model)
     if fast:
         if do_sample: raise ValueError("fast=True decodes greedily: pass do_sample=False, or fast=False to sample")
-        with _inference(model): new = GreedyGPT2(model, 1, ids.shape[1] + n_tokens, eos_id=_eos_ids(model, tokenizer))(ids, n_tokens)[0].tolist()
+        with _inference(model): new = _greedy_decoder(model, 1, ids.shape[1] + n_tokens, _eos_ids(model, tokenizer))(ids, n_tokens)[0].tolist()
         text = tokenizer.decode(ids[0].tolist() + new)
         return (text, new) if return_ids else text
     if seed is not None: set_seed(seed)
@@ -360,12 +360,12 @@ def _eos_ids(model, tokenizer) -> list:
     return [] if e is None else [e] if isinstance(e, int) else list(e)
 
 class GreedyGPT2:
-    "Greedy decoding of a GPT-2 with a preallocated KV cache; on CUDA each new token is one replay of a captured CUDA graph."
+    "Greedy decoding of a GPT-2 with a preallocated KV cache; on CUDA each new token is one replay of a CUDA graph captured by the first call."
     graph_failed = None   # why graph capture failed in this process, if it did
     def __init__(self, model, batch:int, max_len:int, eos_id=None, graph:bool|None=None):
         import torch
         if not self.supports(model): raise TypeError(f"GreedyGPT2 runs GPT-2 models (GPT2LMHeadModel) on one device, not {type(model).__name__}")
-        self.model, self.tr, cfg, p = model, model.transformer, model.config, next(model.parameters())
+        self.tr, self.head, cfg, p = model.transformer, model.lm_head, model.config, next(model.parameters())   # not the model: a decoder kept for it must not keep it alive
         self.dev, self.B, self.L = p.device, batch, max_len
         eos = [eos_id] if isinstance(eos_id, int) else list(eos_id or [])
         self.eos = torch.tensor(eos, dtype=torch.long, device=self.dev) if eos else None   # on the device: no copy inside the graph
@@ -373,7 +373,12 @@ class GreedyGPT2:
         shape = (len(self.tr.h), batch, self.H, max_len, self.hd)
         self.k, self.v = torch.zeros(shape, dtype=p.dtype, device=self.dev), torch.zeros(shape, dtype=p.dtype, device=self.dev)
         self.ar = torch.arange(max_len, device=self.dev)
-        self.graph = self.dev.type == 'cuda' if graph is None else graph
+        # what the step reads and writes, at fixed addresses (a CUDA graph replays on these): the last token, its position,
+        # the position of a call's first new token, and the new tokens (out[:, j] is the token at position first_pos + j)
+        self.tok = torch.zeros(batch, dtype=torch.long, device=self.dev)
+        self.pos, self.first_pos = (torch.zeros((), dtype=torch.long, device=self.dev) for _ in range(2))
+        self.out = torch.zeros(batch, max_len, dtype=torch.long, device=self.dev)
+        self.graph, self.step_graph = (self.dev.type == 'cuda' if graph is None else graph), None
 
     @staticmethod
     def supports(model) -> bool:
@@ -389,7 +394,7 @@ class GreedyGPT2:
         tr, H, hd = self.tr, self.H, self.hd
         at = pos + torch.arange(T, device=self.dev)
         x = tr.wte(ids) + tr.wpe(at)[None]
-        hide = self.ar[None, :] > at[:, None]             # (T, L): later positions, and slots not written yet
+        hide = self.ar[None, :] > at[:, None]             # (T, L): later positions, and slots not written in this call yet
         for l, blk in enumerate(tr.h):
             q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H * hd, dim=2)
             q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))
@@ -398,7 +403,7 @@ class GreedyGPT2:
             w = torch.softmax(w.masked_fill(hide, torch.finfo(w.dtype).min), dim=-1).to(self.v.dtype)
             x = x + blk.attn.c_proj(torch.matmul(w, self.v[l]).transpose(1, 2).reshape(B, T, H * hd))
             x = x + blk.mlp(blk.ln_2(x))
-        return self.model.lm_head(tr.ln_f(x[:, -1]))
+        return self.head(tr.ln_f(x[:, -1]))
 
     def _pick(self, logits):
         if self.eos is not None: logits = logits.index_fill(1, self.eos, float('-inf'))   # exactly n new tokens, as min_new_tokens = n does
@@ -410,16 +415,21 @@ class GreedyGPT2:
         self.out.index_copy_(1, (self.pos - self.first_pos)[None], nxt[:, None])
         self.tok.copy_(nxt); self.pos.add_(1)
 
-    def _replay(self, n:int):
+    def _capture(self):
+        "`_step` captured as a CUDA graph, the decoder's state left as it was."
         import torch
         start = (self.tok.clone(), self.pos.clone())
-        s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):                         # warm-up outside the graph, as CUDA graphs require
-            for _ in range(2): self._step(); self.tok.copy_(start[0]); self.pos.copy_(start[1])
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g): self._step()
-        for _ in range(n): g.replay()
+        with torch.cuda.device(self.dev):
+            # warm-up and capture on one side stream: cuBLAS keeps a handle and workspace per stream, and creating them
+            # during a capture (on a stream never used before) is not allowed
+            s = torch.cuda.Stream(self.dev); s.wait_stream(torch.cuda.current_stream(self.dev))
+            with torch.cuda.stream(s):
+                for _ in range(2): self._step(); self.tok.copy_(start[0]); self.pos.copy_(start[1])
+            g = torch.cuda.CUDAGraph()
+            # thread_local: CUDA calls of other threads (a notebook kernel's) do not break the capture
+            with torch.cuda.graph(g, stream=s, capture_error_mode='thread_local'): self._step()   # recorded, not run: tok, pos unchanged
+            torch.cuda.current_stream(self.dev).wait_stream(s)
+        return g
 
     def __call__(self, ids, n_tokens:int):
         "The `n_tokens` greedy new ids after `ids` (B, T), as a (B, n_tokens) tensor."
@@ -428,14 +438,29 @@ class GreedyGPT2:
         if B != self.B or T + n_tokens > self.L: raise ValueError(f"this decoder holds batch {self.B} and {self.L} positions, not {B} and {T + n_tokens}")
         with torch.no_grad():
             first = self._pick(self._forward(ids.to(self.dev), torch.zeros((), dtype=torch.long, device=self.dev)))
-            self.out = torch.zeros(B, n_tokens, dtype=torch.long, device=self.dev); self.out[:, 0] = first
-            self.tok, self.pos = first.clone(), torch.full((), T, dtype=torch.long, device=self.dev)
-            self.first_pos = self.pos - 1                  # out[:, j] is the token at position T - 1 + j
+            self.out[:, 0] = first; self.tok.copy_(first); self.pos.fill_(T); self.first_pos.fill_(T - 1)
             if n_tokens > 1 and self.graph and not GreedyGPT2.graph_failed:
-                try: self._replay(n_tokens - 1); return self.out
+                try:
+                    if self.step_graph is None: self.step_graph = self._capture()
+                    for _ in range(n_tokens - 1): self.step_graph.replay()
+                    return self.out[:, :n_tokens].clone()
                 except RuntimeError as e:   # once per process: say why, then decode step by step (the same tokens)
                     GreedyGPT2.graph_failed = str(e).splitlines()[0] if str(e) else type(e).__name__
                     warnings.warn(f"CUDA graph capture failed ({GreedyGPT2.graph_failed}); GreedyGPT2 decodes step by step in this process")
-                    self.tok, self.pos = first.clone(), torch.full((), T, dtype=torch.long, device=self.dev)
+                    self.tok.copy_(first); self.pos.fill_(T)
             for _ in range(n_tokens - 1): self._step()
-        return self.out
+        return self.out[:, :n_tokens].clone()
+
+# %% ../nbs/03_gpt2.ipynb #1d44f7b9
+_DECODERS = weakref.WeakKeyDictionary()   # model -> {(batch, positions, end-of-text ids, device, dtype, weights' address): GreedyGPT2}
+
+def _greedy_decoder(model, batch:int, length:int, eos_ids=()) -> GreedyGPT2:
+    "A `GreedyGPT2` for `model` with `batch` rows and at least `length` positions, kept with the model so that later calls reuse it (and its CUDA graph)."
+    p = next(model.parameters())
+    L = min(-(-length // 64) * 64, max(length, _n_positions(model) or length))   # positions rounded up to 64: one decoder serves many lengths
+    key = (batch, L, tuple(eos_ids), p.device, p.dtype, p.data_ptr())           # weights moved or cast: a new decoder
+    kept = _DECODERS.setdefault(model, {})
+    if key not in kept:
+        if len(kept) >= 4: kept.pop(next(iter(kept)))                            # at most 4 per model: the oldest goes
+        kept[key] = GreedyGPT2(model, batch, L, eos_id=list(eos_ids))
+    return kept[key]

@@ -133,8 +133,14 @@ def test_gpu_bench_reports_from_their_json():
     md = gu.markdown(res)
     assert 'NVIDIA H100' in md and '| 512 | stream |' in md and '| 512 | fastai |' in md
     assert gu.memory_fit(res['lm']) == res['lm_memory']
-    md2 = gg.markdown(json.loads((BENCH/'results'/'gpt2_gpu.json').read_text()))
+    res2 = json.loads((BENCH/'results'/'gpt2_gpu.json').read_text())
+    md2 = gg.markdown(res2)
     assert md2.count('## ') >= 4 and 'bandwidth bound' in md2
+    assert md2.count('The CUDA graph was not used in this run') == 3   # that run's GreedyGPT2 profiles had no graph launch
+    for d in res2['dtypes'].values(): d['profile_greedy'].update(graph_launches=15)   # a run that counts them, with the graph
+    assert 'The CUDA graph was not used' not in gg.markdown(res2)
+    for d in res2['dtypes'].values(): d['profile_greedy'].update(graph_launches=0); d['graph_failed'] = 'operation not permitted'
+    assert gg.markdown(res2).count('no graph launch and') == 3 and 'Why capture failed: operation not permitted' in gg.markdown(res2)
 
 def test_memory_fit_recovers_a_line():
     gu = _load('gpu_ulmfit')
