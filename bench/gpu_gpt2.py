@@ -162,10 +162,10 @@ def run(out:Path, smoke=False, budget:float=200, log=print) -> dict:
             if res['bandwidth_gbs']: d['bound_tok_s_batch1'] = round(res['bandwidth_gbs'] * 1e9 / 2 / d['weight_bytes'], 1)   # read-only: half the copy's traffic
             GreedyGPT2.graph_failed = None   # each dtype tries its own capture
             d['cases'] = cases_for(m, tok, n, log=log)
-            d['graph_failed'] = GreedyGPT2.graph_failed   # why GreedyGPT2 could not capture its CUDA graph (None: captured, or a CPU)
-            if d['graph_failed']: log(f"  GreedyGPT2's graph capture failed: {d['graph_failed']}")
             if time.time() < deadline: d['profile_generate'] = profile(m, tok, 16 if not smoke else 4, fast=False)
             if time.time() < deadline: d['profile_greedy'] = profile(m, tok, 16 if not smoke else 4, fast=True)
+            d['graph_failed'] = GreedyGPT2.graph_failed   # why GreedyGPT2 could not capture a CUDA graph (None: it did, or a CPU)
+            if d['graph_failed']: log(f"  GreedyGPT2's graph capture failed: {d['graph_failed']}")
         except Exception as e:
             d = dict(error=f'{type(e).__name__}: {e}'[:300], trace=traceback.format_exc()[-1500:])
         res['dtypes'][dt] = d; m = None; save()

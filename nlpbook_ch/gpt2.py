@@ -371,13 +371,14 @@ class GreedyGPT2:
         self.eos = torch.tensor(eos, dtype=torch.long, device=self.dev) if eos else None   # on the device: no copy inside the graph
         self.H, self.hd = cfg.n_head, cfg.n_embd // cfg.n_head
         shape = (len(self.tr.h), batch, self.H, max_len, self.hd)
-        self.k, self.v = torch.zeros(shape, dtype=p.dtype, device=self.dev), torch.zeros(shape, dtype=p.dtype, device=self.dev)
-        self.ar = torch.arange(max_len, device=self.dev)
-        # what the step reads and writes, at fixed addresses (a CUDA graph replays on these): the last token, its position,
-        # the position of a call's first new token, and the new tokens (out[:, j] is the token at position first_pos + j)
-        self.tok = torch.zeros(batch, dtype=torch.long, device=self.dev)
-        self.pos, self.first_pos = (torch.zeros((), dtype=torch.long, device=self.dev) for _ in range(2))
-        self.out = torch.zeros(batch, max_len, dtype=torch.long, device=self.dev)
+        with torch.inference_mode(False):   # normal tensors even if made under inference_mode: a later call outside it writes them
+            self.k, self.v = torch.zeros(shape, dtype=p.dtype, device=self.dev), torch.zeros(shape, dtype=p.dtype, device=self.dev)
+            self.ar = torch.arange(max_len, device=self.dev)
+            # what the step reads and writes, at fixed addresses (a CUDA graph replays on these): the last token, its position,
+            # the position of a call's first new token, and the new tokens (out[:, j] is the token at position first_pos + j)
+            self.tok = torch.zeros(batch, dtype=torch.long, device=self.dev)
+            self.pos, self.first_pos = (torch.zeros((), dtype=torch.long, device=self.dev) for _ in range(2))
+            self.out = torch.zeros(batch, max_len, dtype=torch.long, device=self.dev)
         self.graph, self.step_graph = (self.dev.type == 'cuda' if graph is None else graph), None
 
     @staticmethod
@@ -416,19 +417,28 @@ class GreedyGPT2:
         self.tok.copy_(nxt); self.pos.add_(1)
 
     def _capture(self):
-        "`_step` captured as a CUDA graph, the decoder's state left as it was."
+        "`_step` captured as a CUDA graph, the decoder's state left as it was; if capture fails, the failing step's error."
         import torch
         start = (self.tok.clone(), self.pos.clone())
         with torch.cuda.device(self.dev):
             # warm-up and capture on one side stream: cuBLAS keeps a handle and workspace per stream, and creating them
             # during a capture (on a stream never used before) is not allowed
             s = torch.cuda.Stream(self.dev); s.wait_stream(torch.cuda.current_stream(self.dev))
-            with torch.cuda.stream(s):
-                for _ in range(2): self._step(); self.tok.copy_(start[0]); self.pos.copy_(start[1])
-            g = torch.cuda.CUDAGraph()
-            # thread_local: CUDA calls of other threads (a notebook kernel's) do not break the capture
-            with torch.cuda.graph(g, stream=s, capture_error_mode='thread_local'): self._step()   # recorded, not run: tok, pos unchanged
-            torch.cuda.current_stream(self.dev).wait_stream(s)
+            g, pool = torch.cuda.CUDAGraph(), torch.cuda.graph_pool_handle()
+            try:
+                with torch.cuda.stream(s):                 # left however the capture ends
+                    for _ in range(2): self._step(); self.tok.copy_(start[0]); self.pos.copy_(start[1])
+                    torch.cuda.synchronize(self.dev)
+                    # thread_local: CUDA calls of other threads (a notebook kernel's) do not break the capture
+                    g.capture_begin(pool, capture_error_mode='thread_local')
+                    try: self._step()                      # recorded, not run: tok and pos keep their values
+                    except BaseException:
+                        with contextlib.suppress(Exception): g.capture_end()   # fails too, once a capture is broken
+                        with contextlib.suppress(Exception):                   # what capture_end did not get to: the allocator
+                            torch._C._cuda_endAllocateToPool(self.dev.index or 0, pool); torch._C._cuda_releasePool(self.dev.index or 0, pool)
+                        raise                                                  # the step's error, the one that says why
+                    g.capture_end()
+            finally: torch.cuda.current_stream(self.dev).wait_stream(s)
         return g
 
     def __call__(self, ids, n_tokens:int):
@@ -452,15 +462,16 @@ class GreedyGPT2:
         return self.out[:, :n_tokens].clone()
 
 # %% ../nbs/03_gpt2.ipynb #1d44f7b9
-_DECODERS = weakref.WeakKeyDictionary()   # model -> {(batch, positions, end-of-text ids, device, dtype, weights' address): GreedyGPT2}
+_DECODERS = weakref.WeakKeyDictionary()   # model -> {(batch, positions, end-of-text ids, device, dtype, modules, weights' addresses): GreedyGPT2}
 
 def _greedy_decoder(model, batch:int, length:int, eos_ids=()) -> GreedyGPT2:
     "A `GreedyGPT2` for `model` with `batch` rows and at least `length` positions, kept with the model so that later calls reuse it (and its CUDA graph)."
     p = next(model.parameters())
     L = min(-(-length // 64) * 64, max(length, _n_positions(model) or length))   # positions rounded up to 64: one decoder serves many lengths
-    key = (batch, L, tuple(eos_ids), p.device, p.dtype, p.data_ptr())           # weights moved or cast: a new decoder
+    # a graph reads every weight at the address it had when captured: weights moved, cast or replaced need a new decoder
+    key = (batch, L, tuple(eos_ids), p.device, p.dtype, id(model.transformer), id(model.lm_head), *(w.data_ptr() for w in model.parameters()))
     kept = _DECODERS.setdefault(model, {})
-    if key not in kept:
-        if len(kept) >= 4: kept.pop(next(iter(kept)))                            # at most 4 per model: the oldest goes
-        kept[key] = GreedyGPT2(model, batch, L, eos_id=list(eos_ids))
-    return kept[key]
+    d = kept.pop(key, None) or GreedyGPT2(model, batch, L, eos_id=list(eos_ids))
+    kept[key] = d                                                               # the most recently used last
+    if len(kept) > 4: kept.pop(next(iter(kept)))                                # at most 4 per model: the least recently used goes
+    return d
