@@ -8,7 +8,7 @@ __all__ = ['GPT2_NAMES', 'PRETRAINED_GPT2', 'ModelLoadError', 'ModelNotFoundErro
            'next_token_table', 'plot_next_tokens', 'complete', 'GreedyGPT2']
 
 # %% ../nbs/03_gpt2.ipynb #6b76cecd
-import os, re, json, shutil, warnings, contextlib, weakref
+import os, re, json, shutil, threading, warnings, contextlib, weakref
 from pathlib import Path
 from .core import get_device, is_online, offline_forced, atomic_dir, cache_dir, set_seed
 from .data import find_data, DataNotFoundError, _repo_roots
@@ -380,6 +380,7 @@ class GreedyGPT2:
             self.pos, self.first_pos = (torch.zeros((), dtype=torch.long, device=self.dev) for _ in range(2))
             self.out = torch.zeros(batch, max_len, dtype=torch.long, device=self.dev)
         self.graph, self.step_graph = (self.dev.type == 'cuda' if graph is None else graph), None
+        self.lock = threading.Lock()   # one call at a time: a decoder kept for a model may be shared by threads
 
     @staticmethod
     def supports(model) -> bool:
@@ -446,7 +447,7 @@ class GreedyGPT2:
         import torch
         B, T = ids.shape
         if B != self.B or T + n_tokens > self.L: raise ValueError(f"this decoder holds batch {self.B} and {self.L} positions, not {B} and {T + n_tokens}")
-        with torch.no_grad():
+        with self.lock, torch.no_grad():
             first = self._pick(self._forward(ids.to(self.dev), torch.zeros((), dtype=torch.long, device=self.dev)))
             self.out[:, 0] = first; self.tok.copy_(first); self.pos.fill_(T); self.first_pos.fill_(T - 1)
             if n_tokens > 1 and self.graph and not GreedyGPT2.graph_failed:
