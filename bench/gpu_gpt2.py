@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 from gpt2_inference import gpt2_small, load_gpt2_tokenizer, weight_bytes, copy_bandwidth, PROMPT
+from greedy_ops import eager_decoder_class
 
 DTYPES = ('float32', 'bfloat16', 'float16')
 
@@ -51,6 +52,10 @@ def cases_for(model, tok, n:int, batch32:bool=True, log=print) -> list:
               ('complete (default: GreedyGPT2 on CUDA)', lambda: complete(model, tok, PROMPT, n, return_ids=True)[1]),
               ('generate, SDPA without cuDNN attention', no_cudnn),
               ('generate, eager attention', eager)]
+    # the package's decoder with the attention and GELU it had before (transformers' eager forms: ~2x its operators per
+    # token, bench/greedy_ops.py): kept across calls like complete's, so that warm calls replay its graph
+    old = eager_decoder_class()(model, 1, ids.shape[1] + n, eos_id=_eos_ids(model, tok))
+    routes.append(('GreedyGPT2, eager attention and GELU', lambda: old(ids, n)))
     if batch32:
         x32 = ids.repeat(32, 1)
         routes += [('generate, batch 32', lambda: gen(x32)),

@@ -359,6 +359,8 @@ def _eos_ids(model, tokenizer) -> list:
     if e is None: e = tokenizer.eos_token_id
     return [] if e is None else [e] if isinstance(e, int) else list(e)
 
+_TANH_GELUS = ('gelu_new', 'gelu_pytorch_tanh')   # transformers' names of GELU's tanh approximation, the one `F.gelu(approximate='tanh')` computes
+
 class GreedyGPT2:
     "Greedy decoding of a GPT-2 with a preallocated KV cache; on CUDA each new token is one replay of a CUDA graph captured by the first call."
     graph_failed = None   # why graph capture failed in this process, if it did
@@ -370,6 +372,7 @@ class GreedyGPT2:
         eos = [eos_id] if isinstance(eos_id, int) else list(eos_id or [])
         self.eos = torch.tensor(eos, dtype=torch.long, device=self.dev) if eos else None   # on the device: no copy inside the graph
         self.H, self.hd = cfg.n_head, cfg.n_embd // cfg.n_head
+        self.tanh_gelu = getattr(cfg, 'activation_function', None) in _TANH_GELUS
         shape = (len(self.tr.h), batch, self.H, max_len, self.hd)
         with torch.inference_mode(False):   # normal tensors even if made under inference_mode: a later call outside it writes them
             self.k, self.v = torch.zeros(shape, dtype=p.dtype, device=self.dev), torch.zeros(shape, dtype=p.dtype, device=self.dev)
@@ -391,20 +394,22 @@ class GreedyGPT2:
 
     def _forward(self, ids, pos):
         "Last-position logits of `ids` (B, T) placed at positions pos, ..., pos+T-1 (`pos` a 0-d tensor); writes their keys and values."
-        import torch
+        import torch, torch.nn.functional as F
         B, T = ids.shape
         tr, H, hd = self.tr, self.H, self.hd
         at = pos + torch.arange(T, device=self.dev)
         x = tr.wte(ids) + tr.wpe(at)[None]
-        hide = self.ar[None, :] > at[:, None]             # (T, L): later positions, and slots not written in this call yet
+        # additive mask (T, L), made once for all layers: -inf on later positions and on slots not written yet
+        bias = torch.zeros((), dtype=x.dtype, device=self.dev).masked_fill(self.ar[None, :] > at[:, None], float('-inf'))
         for l, blk in enumerate(tr.h):
             q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H * hd, dim=2)
             q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))
             self.k[l].index_copy_(2, at, k); self.v[l].index_copy_(2, at, v)
-            w = torch.matmul(q, self.k[l].transpose(-1, -2)) * blk.attn.scaling
-            w = torch.softmax(w.masked_fill(hide, torch.finfo(w.dtype).min), dim=-1).to(self.v.dtype)
-            x = x + blk.attn.c_proj(torch.matmul(w, self.v[l]).transpose(1, 2).reshape(B, T, H * hd))
-            x = x + blk.mlp(blk.ln_2(x))
+            a = F.scaled_dot_product_attention(q, self.k[l], self.v[l], attn_mask=bias, scale=blk.attn.scaling)   # one fused kernel
+            x = x + blk.attn.c_proj(a.transpose(1, 2).reshape(B, T, H * hd))
+            m, h = blk.mlp, blk.ln_2(x)
+            # GPT-2's GELU ('gelu_new', tanh approximation) is eight elementwise kernels in transformers, one in PyTorch
+            x = x + (m.c_proj(F.gelu(m.c_fc(h), approximate='tanh')) if self.tanh_gelu and not m.training else m(h))
         return self.head(tr.ln_f(x[:, -1]))
 
     def _pick(self, logits):
@@ -447,7 +452,7 @@ class GreedyGPT2:
         import torch
         B, T = ids.shape
         if B != self.B or T + n_tokens > self.L: raise ValueError(f"this decoder holds batch {self.B} and {self.L} positions, not {B} and {T + n_tokens}")
-        with self.lock, torch.no_grad():
+        with self.lock, torch.no_grad(), _sdpa_without_cudnn(self.dev):   # the attention backend complete uses, in the graph too
             first = self._pick(self._forward(ids.to(self.dev), torch.zeros((), dtype=torch.long, device=self.dev)))
             self.out[:, 0] = first; self.tok.copy_(first); self.pos.fill_(T); self.first_pos.fill_(T - 1)
             if n_tokens > 1 and self.graph and not GreedyGPT2.graph_failed:

@@ -30,7 +30,7 @@ def tiny(gpt):
     return load_model(path, device='cpu'), load_tokenizer(path)
 
 def test_scripts_have_quick_flag():
-    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks', 'classify_throughput', 'cpu_bf16'):
+    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks', 'classify_throughput', 'cpu_bf16', 'greedy_ops'):
         assert '--quick' in (BENCH/f'{name}.py').read_text(), name
     assert (BENCH/'README.md').exists()
 
@@ -170,3 +170,18 @@ def test_cpu_bf16_runs_tiny_and_reports_both_precisions(tmp_path):
     assert set(res['speedup']) == {'classifier fine_tune', 'LM frozen epoch'} and all(v > 0 for v in res['speedup'].values())
     md = (tmp_path/'cpu_bf16_quick.md').read_text()
     assert 'Preset: TINY' in md and md.count('| bf16 |') == 2 and 'x |' in md
+
+def test_greedy_ops_counts_fewer_operators_per_token_with_the_same_tokens(tmp_path):
+    "GreedyGPT2 runs one attention and one GELU operator per layer and token, fewer operators than its eager form, and generate's tokens."
+    res = _load('greedy_ops').main(['--quick', '--out', str(tmp_path)])
+    (m,) = res['models']
+    r = m['routes']
+    assert set(r) == {'GreedyGPT2', 'GreedyGPT2, eager attention and GELU', 'generate'}
+    assert all(d['same_tokens_as_generate'] for d in r.values()), r
+    ours, eager = r['GreedyGPT2'], r['GreedyGPT2, eager attention and GELU']
+    assert ours['ops_per_token'] < eager['ops_per_token'] < r['generate']['ops_per_token'], r
+    n_layer = 2   # the quick run's GPT-2
+    assert ours['ops'].get('gelu.default') == n_layer and 'tanh.default' not in ours['ops'], ours['ops']
+    assert sum(v for k, v in ours['ops'].items() if 'scaled_dot_product' in k) == n_layer, ours['ops']
+    md = (tmp_path/'greedy_ops_quick.md').read_text()
+    assert md.startswith('# Operators per decoded token') and md.count('| random 2-layer GPT-2 (3.4M) |') == 3 and '| 1.00x |' in md
