@@ -399,8 +399,9 @@ class GreedyGPT2:
         tr, H, hd = self.tr, self.H, self.hd
         at = pos + torch.arange(T, device=self.dev)
         x = tr.wte(ids) + tr.wpe(at)[None]
-        # additive mask (T, L), made once for all layers: -inf on later positions and on slots not written yet
-        bias = torch.zeros((), dtype=x.dtype, device=self.dev).masked_fill(self.ar[None, :] > at[:, None], float('-inf'))
+        # additive mask (1, 1, T, L), made once for all layers (as transformers shapes its own): -inf on later positions and
+        # on slots not written yet
+        bias = torch.zeros((), dtype=x.dtype, device=self.dev).masked_fill(self.ar[None, None, None, :] > at[:, None], float('-inf'))
         for l, blk in enumerate(tr.h):
             q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H * hd, dim=2)
             q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))
