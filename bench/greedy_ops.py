@@ -1,9 +1,13 @@
 #!/usr/bin/env python
 """Operators per decoded token: `GreedyGPT2` as shipped, the same decoder with transformers' eager attention and GELU, and `generate`.
 
-At batch 1 on a GPU a GPT-2 decoding step is bound by its kernels' count, not their work: each of the few hundred
-small kernels of a step costs a few microseconds, even replayed from a CUDA graph. This script counts, on the CPU,
-the non-view ATen operators dispatched per new token (each launches about one kernel on CUDA) for:
+At batch 1 on a GPU a GPT-2 decoding step is a few hundred small kernels. Replayed from a CUDA graph they are no longer
+launched from Python, but each still takes GPU time: about 1.3 us per elementwise kernel in the H100 profile of
+`generate` (`aten::add`, 832 calls in 1.09 ms: bench/results/gpt2_gpu.md), so ~160-290 kernels take the same order of
+time as reading GPT-2 small's float32 weights once (0.34 ms at that card's bandwidth bound, 2,978 tokens/s, same file).
+Their count is one of the two bounds on decoding speed there. This script counts, on the CPU, the ATen operators per
+new token that can launch a kernel (not views, allocations or aliases; on CUDA most launch one, and attention runs
+other kernels than on a CPU) for:
 
 - `GreedyGPT2`: the package's decoder (PyTorch's fused attention with an additive mask, GELU in one `F.gelu` call);
 - `GreedyGPT2`, eager: the same decoder with the attention and MLP it had before (transformers' eager attention:
@@ -33,7 +37,7 @@ def eager_decoder_class():
             tr, H, hd = self.tr, self.H, self.hd
             at = pos + torch.arange(T, device=self.dev)
             x = tr.wte(ids) + tr.wpe(at)[None]
-            hide = self.ar[None, :] > at[:, None]
+            hide = self.ar[None, :self.L] > at[:, None]
             for l, blk in enumerate(tr.h):
                 q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H * hd, dim=2)
                 q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))
@@ -45,13 +49,15 @@ def eager_decoder_class():
             return self.head(tr.ln_f(x[:, -1]))
     return EagerGreedyGPT2
 
+NO_KERNEL = ('_unsafe_view', 'empty', 'empty_strided', 'lift_fresh', 'detach')   # not views by their schema, but no kernel either
+
 def op_counter():
-    "A dispatch mode that counts the non-view ATen operators run under it."
+    "A dispatch mode that counts the ATen operators run under it that may launch a kernel (not views, allocations or aliases)."
     from torch.utils._python_dispatch import TorchDispatchMode
     class Count(TorchDispatchMode):
         def __init__(self): super().__init__(); self.ops = collections.Counter()
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if not func.is_view: self.ops[func.__name__] += 1
+            if not func.is_view and func.overloadpacket.__name__ not in NO_KERNEL: self.ops[func.__name__] += 1
             return func(*args, **(kwargs or {}))
     return Count()
 
@@ -110,9 +116,17 @@ def agreement(model, tok, n:int, prompts=PROMPTS, log=print) -> list:
         with torch.no_grad():
             ref = [fs['generate'](encode_prompt(tok, p), n)[0].tolist() for p in prompts]
             for r in ('GreedyGPT2', 'GreedyGPT2, eager attention and GELU'):
-                got = [fs[r](encode_prompt(tok, p), n)[0].tolist() for p in prompts]
-                parts = [next(i for i, (a, b) in enumerate(zip(g, e)) if a != b) for g, e in zip(got, ref) if g != e]
-                rows.append(dict(dtype=str(dt).replace('torch.', ''), route=r, same=len(prompts) - len(parts), prompts=len(prompts), first_differing_token=parts))
+                parts, gaps = [], []
+                for p, e in zip(prompts, ref):
+                    ids = encode_prompt(tok, p)
+                    g = fs[r](ids, n)[0].tolist()
+                    if g == e: continue
+                    i = next(i for i, (a, b) in enumerate(zip(g, e)) if a != b)
+                    # how far apart the model (in this dtype) scores the two tokens there, in roundings of its largest logit
+                    l = m(torch.tensor([ids[0].tolist() + g[:i]])).logits[0, -1].float()
+                    parts.append(i); gaps.append(round(abs(l[g[i]] - l[e[i]]).item() / (torch.finfo(dt).eps * l.abs().max().item()), 2))
+                rows.append(dict(dtype=str(dt).replace('torch.', ''), route=r, same=len(prompts) - len(parts), prompts=len(prompts),
+                                 first_differing_token=parts, gap_in_roundings=gaps))
                 log(f"agreement {rows[-1]}")
     model.float()
     return rows
@@ -131,8 +145,10 @@ def markdown(res:dict) -> str:
         f"- Greedy decoding at batch 1, float32, eval, no_grad; prompt of {res['models'][0]['prompt_tokens']} tokens, "
         f"{res['models'][0]['new_tokens']} new tokens; end-of-text excluded as `generate` with min_new_tokens = max_new_tokens excludes it.",
         '- Operators: the non-view ATen operators dispatched (a `TorchDispatchMode` counts them), per new token: the count of an '
-        'n-token call minus that of a 1-token call (the prompt), over n - 1. On CUDA each launches about one kernel; at batch 1 '
-        'those kernels, each a few microseconds even when replayed from a CUDA graph, bound the speed.',
+        'n-token call minus that of a 1-token call (the prompt), over n - 1. Views, allocations and aliases are not counted '
+        f"({', '.join(NO_KERNEL)} included). On CUDA most of these operators launch one kernel each, and attention runs other "
+        'kernels than on a CPU; at batch 1, even replayed from a CUDA graph, each kernel takes about a microsecond or more, '
+        "so their count is one bound on a GPU's decoding speed, reading the weights the other.",
         f"- CPU tok/s: median of {res['repeats']} call(s) per route, alternating, {res['machine']['torch_threads']} torch thread(s), "
         'decoder built in the call (as `GreedyGPT2(...)(ids, n)`). On a CPU the matrix products of a 124M-parameter model '
         'dominate, so fewer operators show most on the small model. **No GPU timing here**: what fewer kernels give on a GPU '
@@ -143,13 +159,16 @@ def markdown(res:dict) -> str:
 def agreement_md(res:dict) -> list:
     if not res.get('agreement'): return []
     a = res['agreement']
-    rows = ['| dtype | decoder | prompts with `generate`\'s tokens | where the others first part (new token, from 0) |', '|---|---|---|---|']
-    rows += [f"| {r['dtype']} | {r['route']} | {r['same']} of {r['prompts']} | {', '.join(map(str, r['first_differing_token'])) or '–'} |" for r in a]
+    rows = ['| dtype | decoder | prompts with `generate`\'s tokens | where the others first part (new token, from 0) | the two tokens\' scores there, apart by (roundings) |', '|---|---|---|---|---|']
+    rows += [f"| {r['dtype']} | {r['route']} | {r['same']} of {r['prompts']} | {', '.join(map(str, r['first_differing_token'])) or '–'} | "
+             f"{', '.join(f'{g:g}' for g in r.get('gap_in_roundings', [])) or '–'} |" for r in a]
     return ['## Same tokens as `generate`?', '',
             f"The shipped gpt2-imdb-small, {res['agreement_tokens']} greedy new tokens after each of {a[0]['prompts']} review openings "
             f"(`PROMPTS` in the script), on this CPU. Two routes that compute the same function in a different order round "
             'differently; in float32 that rarely changes an argmax, in 16-bit formats more often, and a greedy text that takes '
-            'another token once goes on differently.', '', *rows, '']
+            'another token once goes on differently. Where a text parts from `generate`\'s, the last column gives how far apart the '
+            'model (in that dtype, on the text so far) scores the two tokens, in units of rounding of its largest logit magnitude '
+            '(`torch.finfo(dtype).eps` times it): 0 is an exact tie in that dtype; the notebook\'s test accepts up to 4.', '', *rows, '']
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])

@@ -359,7 +359,16 @@ def _eos_ids(model, tokenizer) -> list:
     if e is None: e = tokenizer.eos_token_id
     return [] if e is None else [e] if isinstance(e, int) else list(e)
 
-_TANH_GELUS = ('gelu_new', 'gelu_pytorch_tanh')   # transformers' names of GELU's tanh approximation, the one `F.gelu(approximate='tanh')` computes
+_TANH_GELUS = ('gelu_new', 'gelu_pytorch_tanh', 'gelu_fast')   # transformers' names of GELU's tanh approximation, which `F.gelu(approximate='tanh')` computes
+
+def _tanh_gelu_mlps(model) -> bool:
+    "Whether every MLP of `model` applies transformers' own module for a tanh-approximated GELU (not one replaced since)."
+    from transformers.activations import ACT2CLS
+    name = getattr(model.config, 'activation_function', None)
+    if name not in _TANH_GELUS: return False
+    cls = ACT2CLS[name][0] if isinstance(ACT2CLS[name], tuple) else ACT2CLS[name]
+    return all(type(b.mlp.act) is cls for b in model.transformer.h)
+
 
 class GreedyGPT2:
     "Greedy decoding of a GPT-2 with a preallocated KV cache; on CUDA each new token is one replay of a CUDA graph captured by the first call."
@@ -372,11 +381,11 @@ class GreedyGPT2:
         eos = [eos_id] if isinstance(eos_id, int) else list(eos_id or [])
         self.eos = torch.tensor(eos, dtype=torch.long, device=self.dev) if eos else None   # on the device: no copy inside the graph
         self.H, self.hd = cfg.n_head, cfg.n_embd // cfg.n_head
-        self.tanh_gelu = getattr(cfg, 'activation_function', None) in _TANH_GELUS
+        self.tanh_gelu = _tanh_gelu_mlps(model)
         shape = (len(self.tr.h), batch, self.H, max_len, self.hd)
         with torch.inference_mode(False):   # normal tensors even if made under inference_mode: a later call outside it writes them
             self.k, self.v = torch.zeros(shape, dtype=p.dtype, device=self.dev), torch.zeros(shape, dtype=p.dtype, device=self.dev)
-            self.ar = torch.arange(max_len, device=self.dev)
+            self.ar = torch.arange(-(-max_len // 8) * 8, device=self.dev)   # rounded up to 8: see the mask in _forward
             # what the step reads and writes, at fixed addresses (a CUDA graph replays on these): the last token, its position,
             # the position of a call's first new token, and the new tokens (out[:, j] is the token at position first_pos + j)
             self.tok = torch.zeros(batch, dtype=torch.long, device=self.dev)
@@ -400,8 +409,9 @@ class GreedyGPT2:
         at = pos + torch.arange(T, device=self.dev)
         x = tr.wte(ids) + tr.wpe(at)[None]
         # additive mask (1, 1, T, L), made once for all layers (as transformers shapes its own): -inf on later positions and
-        # on slots not written yet
-        bias = torch.zeros((), dtype=x.dtype, device=self.dev).masked_fill(self.ar[None, None, None, :] > at[:, None], float('-inf'))
+        # on slots not written yet; its rows are 8-aligned (made L rounded up to 8 wide, then cut), or CUDA's memory-efficient
+        # attention would copy it into an aligned one in every layer
+        bias = torch.zeros((), dtype=x.dtype, device=self.dev).masked_fill(self.ar[None, None, None, :] > at[:, None], float('-inf'))[..., :self.L]
         for l, blk in enumerate(tr.h):
             q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H * hd, dim=2)
             q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))

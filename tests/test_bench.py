@@ -179,7 +179,8 @@ def test_greedy_ops_counts_fewer_operators_per_token_with_the_same_tokens(tmp_pa
     assert set(r) == {'GreedyGPT2', 'GreedyGPT2, eager attention and GELU', 'generate'}
     assert all(d['same_tokens_as_generate'] for d in r.values()), r
     ours, eager = r['GreedyGPT2'], r['GreedyGPT2, eager attention and GELU']
-    assert ours['ops_per_token'] < eager['ops_per_token'] < r['generate']['ops_per_token'], r
+    assert ours['ops_per_token'] < min(eager['ops_per_token'], r['generate']['ops_per_token']), r
+    assert not any(k.split('.')[0] in ('_unsafe_view', 'empty') for d in r.values() for k in d['ops']), r   # no kernel: not counted
     n_layer = 2   # the quick run's GPT-2
     assert ours['ops'].get('gelu.default') == n_layer and 'tanh.default' not in ours['ops'], ours['ops']
     assert sum(v for k, v in ours['ops'].items() if 'scaled_dot_product' in k) == n_layer, ours['ops']
