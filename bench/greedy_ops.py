@@ -74,14 +74,14 @@ def routes(model, eos:int):
             'GreedyGPT2, eager attention and GELU': lambda ids, n: Eager(model, 1, L(ids, n), eos_id=eos)(ids, n),
             'generate': gen}
 
-def ops_per_token(f, ids, n:int) -> tuple:
-    "Operators per new token: those of an n-token call minus a 1-token call's (the prompt's pass), over n - 1; and the count of each operator, most frequent first."
+def ops_per_token(f, ids, n:int) -> dict:
+    "Operators per new token: those of an n-token call minus a 1-token call's (the prompt's pass), over n - 1, each operator's count, most frequent first."
     def count(k):
         with op_counter() as c: f(ids, k)
         return c.ops
     one, many = count(1), count(n)
     per = {k: (many[k] - one.get(k, 0)) / (n - 1) for k in many}
-    return sum(many.values()) - sum(one.values()), {k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v > 0}
+    return {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v > 0}
 
 def measure(name:str, model, ids, n:int, repeats:int, eos:int, log=print) -> dict:
     import torch
@@ -89,8 +89,8 @@ def measure(name:str, model, ids, n:int, repeats:int, eos:int, log=print) -> dic
     res = dict(model=name, params=sum(p.numel() for p in model.parameters()), prompt_tokens=ids.shape[1], new_tokens=n, routes={})
     with torch.no_grad():
         for r, f in fs.items():
-            total, top = ops_per_token(f, ids, n)
-            res['routes'][r] = dict(ops_per_token=round(total / (n - 1), 2), ops=top, seconds=[])
+            ops = ops_per_token(f, ids, n)
+            res['routes'][r] = dict(ops_per_token=round(sum(ops.values()), 2), ops={k: round(v, 2) for k, v in ops.items()}, seconds=[])
         ref = fs['generate'](ids, n)[0].tolist()
         for r, f in fs.items(): res['routes'][r]['same_tokens_as_generate'] = f(ids, n)[0].tolist() == ref
         for _ in range(repeats):   # alternating, so that the machine's drift falls on all routes alike
@@ -108,23 +108,18 @@ PROMPTS = ("This movie was", "I have never seen", "The acting was", "What a wast
 def agreement(model, tok, n:int, prompts=PROMPTS, log=print) -> list:
     "Per dtype and decoder: in how many of `prompts` its n greedy tokens are generate's, and where the others first part."
     import torch
-    from nlpbook_ch.gpt2 import encode_prompt
+    from nlpbook_ch.gpt2 import encode_prompt, _parting
     rows = []
     for dt in (torch.float32, torch.bfloat16):
         m = model.to(dt)
         fs = routes(m, tok.eos_token_id)
         with torch.no_grad():
-            ref = [fs['generate'](encode_prompt(tok, p), n)[0].tolist() for p in prompts]
+            encoded = [encode_prompt(tok, p) for p in prompts]
+            ref = [fs['generate'](ids, n)[0].tolist() for ids in encoded]
             for r in ('GreedyGPT2', 'GreedyGPT2, eager attention and GELU'):
-                parts, gaps = [], []
-                for p, e in zip(prompts, ref):
-                    ids = encode_prompt(tok, p)
-                    g = fs[r](ids, n)[0].tolist()
-                    if g == e: continue
-                    i = next(i for i, (a, b) in enumerate(zip(g, e)) if a != b)
-                    # how far apart the model (in this dtype) scores the two tokens there, in roundings of its largest logit
-                    l = m(torch.tensor([ids[0].tolist() + g[:i]])).logits[0, -1].float()
-                    parts.append(i); gaps.append(round(abs(l[g[i]] - l[e[i]]).item() / (torch.finfo(dt).eps * l.abs().max().item()), 2))
+                # where each text parts from generate's, and how far apart the model scores the two tokens there (roundings)
+                found = [_parting(m, ids[0].tolist(), fs[r](ids, n)[0].tolist(), e) for ids, e in zip(encoded, ref)]
+                parts, gaps = [f[0] for f in found if f], [round(f[1], 2) for f in found if f]
                 rows.append(dict(dtype=str(dt).replace('torch.', ''), route=r, same=len(prompts) - len(parts), prompts=len(prompts),
                                  first_differing_token=parts, gap_in_roundings=gaps))
                 log(f"agreement {rows[-1]}")

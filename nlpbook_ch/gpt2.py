@@ -492,3 +492,13 @@ def _greedy_decoder(model, batch:int, length:int, eos_ids=()) -> GreedyGPT2:
     kept[key] = d                                                               # the most recently used last
     if len(kept) > 4: kept.pop(next(iter(kept)))                                # at most 4 per model: the least recently used goes
     return d
+
+# %% ../nbs/03_gpt2.ipynb #77c6fd44
+def _parting(model, ids:list, got:list, ref:list):
+    """Where greedy tokens `got` and `ref` after `ids` first differ, and how far apart `model` (in its dtype) scores the two
+    tokens there, in roundings of its largest logit magnitude (`finfo(dtype).eps` times it): (index, gap), or None if equal."""
+    import torch
+    i = next((j for j, (a, b) in enumerate(zip(got, ref)) if a != b), None)
+    if i is None: return None
+    with torch.no_grad(): l = model(torch.tensor([ids + got[:i]], device=input_device(model))).logits[0, -1].float()
+    return i, abs(l[got[i]] - l[ref[i]]).item() / (torch.finfo(next(model.parameters()).dtype).eps * l.abs().max().item())
