@@ -92,7 +92,7 @@ def markdown(res, cmd) -> str:
         "- 'subprocess wall' is the whole subprocess (interpreter start, importing nbdev, then the notebook, whose own "
         "imports of torch/fastai/transformers fall inside 'test_nb execution'); 'start-up + imports' is the difference, "
         "i.e. Python start-up, importing nbdev and reading the notebook.",
-        f"- Notebooks in sorted order, sharing one {m['cache']}: `02_ulmfit` tokenises the IMDB subset there.",
+        f"- Notebooks in sorted order, sharing one {m['cache']}: `04_ulmfit` tokenises the IMDB subset there.",
         f"- Threads: the subprocesses inherit OMP_NUM_THREADS={m.get('omp_num_threads', 'not recorded')} (default 1, as the test suite's "
         "`tests/conftest.py` sets). Each notebook is stopped after "
         f"{m.get('timeout_s', 1800):.0f} s (TIMEOUT).",

@@ -18,7 +18,7 @@ os.environ.setdefault('NLPBOOK_CACHE', str(_TMP/'nlpbook_cache'))
 os.environ.setdefault('MPLBACKEND', 'Agg')
 # One torch/OpenMP thread per process. Measured on the 2-core test machine: with a second busy process on
 # the cores, 2 threads made a small fastai training run 3-35x slower (OpenMP threads spinning against each
-# other), while on an idle machine 2 threads ran 02_ulmfit 1.9x faster than 1. Override with OMP_NUM_THREADS
+# other), while on an idle machine 2 threads ran 04_ulmfit 1.9x faster than 1. Override with OMP_NUM_THREADS
 # (.ci/run sets 2: CI has the machine to itself).
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')

@@ -103,7 +103,7 @@ def test_gpt2_small_config(gpt):
 def test_notebooks_listing():
     nbm = _load('notebooks')
     names = [p.name for p in nbm.notebooks()]
-    assert '02_ulmfit.ipynb' in names and names == sorted(names)
+    assert '04_ulmfit.ipynb' in names and names == sorted(names)
     assert set(nbm.QUICK_NOTEBOOKS) <= set(names)
     res = dict(machine=dict(date='d', cache='c'), skip_flags=nbm.SKIP_FLAGS,
                notebooks=[dict(notebook='x.ipynb', ok=True, wall_s=2.0, exec_s=1.5)])

@@ -41,7 +41,7 @@ def test_docs_sidebar_lists_every_notebook_in_order():
     side = yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']
     nbs = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
     assert side[0] == 'index.ipynb' and sorted(side) == nbs and len(set(side)) == len(side)   # each notebook once, home first
-    assert side.index('06_pretrain.ipynb') < side.index('02_ulmfit.ipynb')   # reading order: stage 1 before the chapter's ULMFiT
+    assert side.index('03_pretrain.ipynb') < side.index('04_ulmfit.ipynb')   # reading order: stage 1 before the chapter's ULMFiT
     assert 'sidebar.yml' in (ROOT/'nbs'/'_quarto.yml').read_text()
 
 def test_notebooks_are_clean(tmp_path):
@@ -51,3 +51,27 @@ def test_notebooks_are_clean(tmp_path):
     subprocess.run([sys.executable, '-c', 'from nbdev.clean import nbdev_clean; nbdev_clean()'], cwd=tmp_path, check=True)
     for nb in (ROOT/'nbs').glob('*.ipynb'):
         assert (tmp_path/'nbs'/nb.name).read_text() == nb.read_text(), f'{nb.name} is not clean: run nbdev_clean'
+
+def _module_notebooks() -> dict:
+    "module name -> its notebook's number, from the header nbdev writes into each generated module."
+    import re
+    res = {}
+    for f in (ROOT/'nlpbook_ch').glob('*.py'):
+        m = re.search(r'File to edit: \.\./nbs/(\d+)_\w+\.ipynb', f.read_text())
+        if m: res[f.stem] = int(m.group(1))
+    return res
+
+def test_modules_import_only_lower_notebooks():
+    "Every import of a package module, at the top or inside a function, names a module of a lower notebook: no circle, no reaching up."
+    import ast
+    nums, bad = _module_notebooks(), []
+    assert {'core', 'data', 'models', 'pretrain', 'ulmfit', 'gpt2', 'job', 'predict', 'cli'} <= set(nums)
+    for mod, n in nums.items():
+        for node in ast.walk(ast.parse((ROOT/'nlpbook_ch'/f'{mod}.py').read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1: names = [node.module or '']
+                elif (node.module or '').startswith('nlpbook_ch.'): names = [node.module.split('.')[1]]
+            elif isinstance(node, ast.Import): names = [a.name.split('.')[1] for a in node.names if a.name.startswith('nlpbook_ch.')]
+            bad += [f'{mod} ({n:02d}) imports {o} ({nums[o]:02d})' for o in names if o in nums and nums[o] >= n]
+    assert not bad, bad
