@@ -1,9 +1,9 @@
-"""Shared helpers for the benchmark scripts: safe environment defaults, machine description, peak memory, tables.
+"""Shared helpers for the benchmark scripts: safe environment defaults, machine description, peak memory, tables, result files.
 
 Importing this module sets offline/cache defaults (only where the caller has not set them), so it must be
 imported before fastai, torch or transformers.
 """
-import os, sys, time, platform, datetime, resource, tempfile
+import os, sys, time, json, platform, datetime, resource, tempfile
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -96,6 +96,20 @@ def md_table(rows:list, columns:list=None) -> str:
     out = ['| ' + ' | '.join(columns) + ' |', '|' + '|'.join('---' for _ in columns) + '|']
     for r in rows: out.append('| ' + ' | '.join(str(r.get(c, '')) for c in columns) + ' |')
     return '\n'.join(out)
+
+def write_results(out, stem:str, res:dict, md:str|None=None) -> Path:
+    "Write `res` to `out`/`stem`.json and `md` (if any) to `stem`.md, each atomically; returns the markdown's path (else the JSON's)."
+    from nlpbook_ch.core import atomic_path
+    out = Path(out)
+    for ext, text in (('json', json.dumps(res, indent=1, default=str)), ('md', md)):
+        if text is None: continue
+        with atomic_path(out/f'{stem}.{ext}') as tmp: tmp.write_text(text)
+    return out/f'{stem}.{"md" if md is not None else "json"}'
+
+def add_smoke(parser, what:str):
+    "The `--smoke` flag every bench script has: `what` it runs instead, in seconds; results named `*_smoke`."
+    parser.add_argument('--smoke', action='store_true',
+                        help=f'{what}: every code path in seconds, results named *_smoke (their numbers mean nothing)')
 
 def mean_sd(xs) -> tuple:
     "Mean and sample standard deviation (0 for a single value)."

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Classifier inference speed on the CPU: one review at a time (`learn.predict`) vs batches (`predict_texts`).
+"""How many reviews per second does the classifier label on my CPU? One review at a time (`learn.predict`) vs batches (`predict_texts`).
 
-`nlpbook-ch classify` used to call `learn.predict` once per review (issue 11, item 1). It now classifies in batches
-(`nlpbook_ch.cli.predict_texts`: one tokenising pass, then the classifier's modules on sorted batches), in fp32 and, on
-a CPU that does bf16 natively (AMX or AVX512-BF16: `nlpbook_ch.core.native_bf16`), under bf16 autocast, its default
-there. This script measures all three, in one run, on the first 1, 100 and 1,000 reviews of the shipped `imdb_sample.csv` (real IMDB reviews,
+fastai's `learn.predict` classifies one review per call. The package's `nlpbook_ch.predict.predict_texts` (what
+`nlpbook-ch classify` and `classify` use) classifies in batches: one tokenising pass, then the classifier's modules on
+sorted batches, in fp32 and, on a CPU that does bf16 natively (AMX or AVX512-BF16: `nlpbook_ch.core.native_bf16`),
+under bf16 autocast, its default there. This script measures them, and fastai's own batch path, in one run, on the first 1, 100 and 1,000 reviews of the shipped `imdb_sample.csv` (real IMDB reviews,
 1,000 of them), checks that they give the same probabilities, and times the parts of the batched path (tokenising,
 the LSTM layers, the rest) at the largest size.
 
@@ -13,10 +13,10 @@ mode's preset (the project's pretrained AWD-LSTM, `SMALL_AWD_LSTM`) fine-tuned f
 reviews; the result file records its size. Its accuracy does not matter here, only its size does: the speed of
 inference depends on the architecture, the vocabulary and the reviews, not on how well it was trained.
 
-    python bench/classify_throughput.py           # 1, 100 and 1,000 reviews, quick-mode architecture
-    python bench/classify_throughput.py --quick   # 1 and 20 reviews, the TINY architecture: seconds (a smoke run)
+    python bench/classify_throughput.py           # 1, 100 and 1,000 reviews, quick-mode architecture (~3 min on 2 cores)
+    python bench/classify_throughput.py --smoke   # 1 and 20 reviews, the TINY architecture: seconds
 
-Writes bench/results/classify_throughput{.md,.json} (the --quick run: classify_throughput_quick.*).
+Writes bench/results/classify_throughput{.md,.json} (the --smoke run: classify_throughput_smoke.*).
 """
 import argparse, hashlib, json, statistics, sys, time, warnings
 from pathlib import Path
@@ -27,14 +27,14 @@ SMALL = dict(n_per_label=100, lm_n_per_label=100, lm_n_unsup=200, lm_frozen=(1, 
              stages=((-1, 1, 2e-2),))
 "The bench classifier: quick mode's preset (the pretrained SMALL_AWD_LSTM) fine-tuned briefly on 400 labelled + 600 language-model reviews."
 
-def trained_classifier(quick=False, log=print) -> tuple:
-    "(folder, training seconds or None) of a classifier trained with `SMALL` (or `TINY` with `quick`): trained on the first call, then reused."
+def trained_classifier(smoke=False, log=print) -> tuple:
+    "(folder, training seconds or None) of a classifier trained with `SMALL` (or `TINY` with `smoke`): trained on the first call, then reused."
     from nlpbook_ch.core import cache_dir
     from nlpbook_ch.ulmfit import ulmfit_config, TINY
-    from nlpbook_ch.cli import run_ulmfit, read_state, config_to_json
-    cfg = ulmfit_config('quick', **(TINY if quick else SMALL))
+    from nlpbook_ch.job import run_ulmfit, read_state, config_to_json
+    cfg = ulmfit_config('quick', **(TINY if smoke else SMALL))
     key = hashlib.sha1(json.dumps(config_to_json(cfg), sort_keys=True).encode()).hexdigest()[:10]
-    out = cache_dir('bench')/f"classify_{'tiny' if quick else 'small'}_{key}"   # a changed config (or preset) trains a new one
+    out = cache_dir('bench')/f"classify_{'tiny' if smoke else 'small'}_{key}"   # a changed config (or preset) trains a new one
     if (out/'classifier.pkl').exists(): return out, None
     t0 = time.time()
     run_ulmfit(out, cfg, resume=read_state(out) is not None, log=lambda m: None)
@@ -55,7 +55,7 @@ def plain_get_preds(learn, texts, bs:int=64):
 
 def time_parts(learn, texts, bs:int=64, amp:bool=False) -> dict:
     "Seconds of one `predict_texts` pass over `texts` (`amp`: bf16 autocast), of its tokenising (`text_ids`, timed on its own) and of its LSTM layers (hooks)."
-    from nlpbook_ch.cli import predict_texts, text_ids
+    from nlpbook_ch.predict import predict_texts, text_ids
     lstm, t0s = [0.0], []
     def pre(m, args): t0s.append(time.perf_counter())
     def post(m, args, out): lstm[0] += time.perf_counter() - t0s.pop()
@@ -71,7 +71,7 @@ def time_methods(learn, texts, repeats:int=1, bs:int=64, mixed:bool=False) -> di
     "Seconds (median of `repeats`) to classify `texts` one by one with `learn.predict`, with `predict_texts` in fp32 and (with `mixed`) under bf16 autocast, and with plain fastai."
     import torch
     from nlpbook_ch.ulmfit import predict_text
-    from nlpbook_ch.cli import predict_texts
+    from nlpbook_ch.predict import predict_texts
     before, after, mixed_s, plain = [], [], [], []
     for _ in range(repeats):   # alternating, so that a change in the machine's load hits the methods alike
         t0 = time.perf_counter(); one = torch.stack([predict_text(learn, t)[2] for t in texts]); before.append(time.perf_counter() - t0)
@@ -88,18 +88,17 @@ def time_methods(learn, texts, repeats:int=1, bs:int=64, mixed:bool=False) -> di
                 max_prob_diff=float((one - batch).abs().max()), same_labels=bool((one.argmax(1) == batch.argmax(1)).all()),
                 plain_max_prob_diff=float((one - fa).abs().max()), plain_same_labels=bool((one.argmax(1) == fa.argmax(1)).all()))
 
-def run(sizes=(1, 100, 1000), quick=False, threads:int=1, bs:int=64, log=print) -> dict:
+def run(sizes=(1, 100, 1000), smoke=False, threads:int=1, bs:int=64, log=print) -> dict:
     import torch
     warnings.filterwarnings('ignore')
     torch.set_num_threads(threads)
     info = C.machine_info()
     t_start = time.time()
-    folder, train_s = trained_classifier(quick, log=log)
-    from nlpbook_ch.cli import load_trained
+    folder, train_s = trained_classifier(smoke, log=log)
+    from nlpbook_ch.predict import load_trained, predict_texts
     t0 = time.perf_counter(); learn = load_trained(folder); load_s = time.perf_counter() - t0
     texts = review_texts(max(sizes))
     from nlpbook_ch.ulmfit import predict_text
-    from nlpbook_ch.cli import predict_texts
     from nlpbook_ch.core import native_bf16
     mixed = native_bf16()   # bf16 autocast only where the CPU does it natively (elsewhere it is emulated, and off by default)
     predict_text(learn, texts[0]); predict_texts(learn, texts[:2], amp=False)   # warm-up: first-call costs out of the timings
@@ -123,7 +122,7 @@ def run(sizes=(1, 100, 1000), quick=False, threads:int=1, bs:int=64, log=print) 
     info['native_bf16'] = mixed
     info.update(load_at_end=C.loadavg(), total_seconds=round(time.time() - t_start, 1))
     arch = learn.model[0].module
-    model = dict(folder=str(folder), config='TINY' if quick else 'SMALL (see bench/classify_throughput.py)',
+    model = dict(folder=str(folder), config='TINY' if smoke else 'SMALL (see bench/classify_throughput.py)',
                  emb_sz=arch.emb_sz, n_hid=arch.n_hid, n_layers=arch.n_layers, vocab=len(learn.dls.vocab[0]),
                  parameters=sum(p.numel() for p in learn.model.parameters()), load_s=round(load_s, 3),
                  train_s=train_s, accuracy=json.loads((folder/'report.json').read_text())['stage_accuracy'][-1])
@@ -156,8 +155,8 @@ def markdown(res:dict) -> str:
         f"{md['vocab']:,} ({md['parameters']:,} parameters), config {md['config']}; `load_learner` took {md['load_s']:.2f} s "
         f"(not in the timings); {'trained in this run in ' + str(md['train_s']) + ' s' if md.get('train_s') else 'trained in an earlier run (cached)'}, "
         f"validation accuracy {md.get('accuracy')} (irrelevant to speed). Reviews: the first n of the shipped `imdb_sample.csv`. Batch size 64; 'per review' is "
-        f"`learn.predict` in a loop (what `nlpbook-ch classify` did before), 'batch' is `nlpbook_ch.cli.predict_texts` "
-        f"(what it does now) with `amp=False` (fp32)" + (" and with `amp=True` (bf16 autocast: its default on this CPU)" if bf else '')
+        f"`learn.predict` in a loop (fastai's way), 'batch' is `nlpbook_ch.predict.predict_texts` "
+        f"(what `nlpbook-ch classify` uses) with `amp=False` (fp32)" + (" and with `amp=True` (bf16 autocast: its default on this CPU)" if bf else '')
         + ". Differences and labels are against `learn.predict`'s. n = 1: median of 5 alternating runs; n = 100 and 1,000: one run each.", '',
         C.md_table(rows), '',
         f"At {big['n']:,} reviews the batched path in fp32 is **{big['speedup']:.1f}x** the per-review throughput "
@@ -167,7 +166,7 @@ def markdown(res:dict) -> str:
            f"{big['mixed_max_prob_diff']:.0e} of fp32's and {big['mixed_same_labels']:,} of {big['n']:,} labels the same" if bf else '')
         + ". 'Plain fastai' is one `test_dl` + `get_preds` over all the reviews, for comparison: "
         f"it tokenises every review twice (once to sort by length, once to batch) and its padding goes wrong for some mixes "
-        f"of lengths (see the cli notebook), so its probabilities differ from `learn.predict`'s "
+        f"of lengths (see `nbs/08_predict.ipynb`, 'Batch inference'), so its probabilities differ from `learn.predict`'s "
         f"(max {big['plain_max_prob_diff']:.3f} here).", '',
         *([f"Where the batched path's time goes, in one more pass over the {pt['n']:,} reviews: {parts(pt, 'fp32')}"
            + (f"; {parts(res['parts_bf16'], 'bf16')}" if 'parts_bf16' in res else '') + ". "
@@ -177,28 +176,28 @@ def markdown(res:dict) -> str:
            f"{res['cases'][-1]['before_s'] / pt['lstm_s']:.1f}x the per-review one ({res['cases'][-1]['before_s']:.1f} s / "
            f"{pt['lstm_s']:.2f} s)" + (f"; bf16 on the CPU's matrix units moves that bound to "
            f"{res['cases'][-1]['before_s'] / res['parts_bf16']['lstm_s']:.1f}x" if 'parts_bf16' in res else '')
-           + ". Timings on this shared 2-core machine are noisy (see the load averages); compare the methods within this "
+           + ". Timings depend on the machine's load (see the load averages); compare the methods within this "
            f"run only.", ''] if (pt := res.get('parts')) else []),
-        *([f"The batched path before issue 11's rework (fastai's `test_dl` + `get_preds`, one loader per chunk count), "
+        *([f"The package's batched path of an earlier version (fastai's `test_dl` + `get_preds`, one loader per chunk count), "
            f"measured on the same classifier on {pv['date']}: {previous} (`{pv['file']}`).", ''] if (pv := res.get('previous')) else [])])
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--quick', action='store_true', help='1 and 20 reviews with the TINY architecture (a smoke run)')
+    C.add_smoke(p, '1 and 20 reviews with the TINY architecture')
     p.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
     p.add_argument('--bs', type=int, default=64, help='batch size of the batched path')
     p.add_argument('--out', default=str(C.RESULTS), help='folder for the result files')
     a = p.parse_args(argv)
-    res = run(sizes=(1, 20) if a.quick else (1, 100, 1000), quick=a.quick, threads=a.threads, bs=a.bs)
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    name = 'classify_throughput' + ('_quick' if a.quick else '')
-    prev = out/f'{name}_before.json'   # the old batched path's run, kept for comparison when its model is this one
+    res = run(sizes=(1, 20) if a.smoke else (1, 100, 1000), smoke=a.smoke, threads=a.threads, bs=a.bs)
+    out = Path(a.out)
+    name = 'classify_throughput' + ('_smoke' if a.smoke else '')
+    prev = out/f'{name}_before.json'   # the earlier batched path's run, kept for comparison when its model is this one
     if prev.exists() and json.loads(prev.read_text())['model']['folder'] == res['model']['folder']:
         p = json.loads(prev.read_text())
         res['previous'] = dict(file=f'bench/results/{prev.name}', date=p['machine']['date'],
                                cases=[dict(n=c['n'], after_per_s=c['after_per_s']) for c in p['cases']])
-    (out/f'{name}.json').write_text(json.dumps(res, indent=1))
-    (out/f'{name}.md').write_text(markdown(res))
-    print(f"\n{markdown(res)}\nwritten: {out/name}.md, .json")
+    md = C.write_results(out, name, res, markdown(res))
+    print(f"\n{markdown(res)}\nwritten: {md}, .json")
+    return res
 
 if __name__ == '__main__': main()

@@ -1,20 +1,24 @@
-"""Stage-1 pretraining on one GPU within a fixed time budget: the AWD-LSTM and the small GPT-2, side by side.
+"""How far does stage-1 pretraining get on one GPU in a fixed time? The AWD-LSTM and the small GPT-2, side by side.
 
-Each model runs in its own process (`awd` and `gpt2` subcommands), started together by `all`. A process tokenises the
-corpus, times a few training steps, chooses the number of epochs that fits the time left (with a margin), records that
-choice, and trains with the package's own `pretrain_awd_lstm` / `pretrain_gpt2`: the model card's command reruns it
-with that epoch count on any machine. Figures go to `--results` (bench/results/pretrain_gpu.json).
+This is how the shipped pretrained models were made (their model cards give the command). Each model runs in its own
+process (`awd` and `gpt2` subcommands), started together by `all`. A process tokenises the corpus, times a few training
+steps, chooses the number of epochs that fits the time left (with a margin), records that choice, and trains with the
+package's own `pretrain_awd_lstm` / `pretrain_gpt2`: the model card's command reruns it with that epoch count on any
+machine. Figures go to `--results` (bench/results/pretrain_gpu.json for the shipped models' run).
 
-    python bench/gpu_pretrain.py all --corpus corpus.txt.xz --tokenizer gpt2_tokenizer --out /tmp/pt --budget 330
+    python bench/gpu_pretrain.py all --out /tmp/pt --budget 420 --results bench/results/pretrain_gpu.json
+    python bench/gpu_pretrain.py all --corpus imdb_lm_corpus.txt.xz --tokenizer ../shared/data/gpt2_tokenizer --out /tmp/pt
+    python bench/gpu_pretrain.py all --smoke --out /tmp/pt     # 200 reviews of the IMDB subset, tiny models, 120 s at most: on a CPU too
 
-On a CPU, with `--max-docs 200 --awd-size tiny --gpt2-size tiny --budget 60`, the same script is its own smoke test.
+`--corpus` is `imdb_full` (the IMDB archive's 75,000 `train/` and `unsup/` reviews, found or downloaded by the package),
+an IMDB folder, or a file with one review per line.
 """
-import argparse, json, os, subprocess, sys, time
-from dataclasses import replace, asdict
+import argparse, json, subprocess, sys, time
+from dataclasses import replace
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C   # offline/cache defaults before torch and transformers are imported
 import numpy as np, torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nlpbook_ch.pretrain import (PretrainConfig, GPT2PretrainConfig, pretrain_awd_lstm, pretrain_gpt2, corpus_tokens, split_docs,
                                  lm_stream, lm_batches, lm_loss, awd_lstm_lm, gpt2_corpus_blocks, n_batches, GPT2_SIZES)
 
@@ -25,8 +29,7 @@ def log_to(file):
         print(msg, flush=True); f.write(f'{time.strftime("%H:%M:%S")} {msg}\n')
     return log
 
-def sync():
-    if torch.cuda.is_available(): torch.cuda.synchronize()
+sync = C.sync
 
 def awd_step_time(cfg, ids, offsets, vocab, dev, n=25, amp=True):
     "Seconds per training step of the AWD-LSTM (median of the last n-5 steps), on a throwaway model."
@@ -88,7 +91,7 @@ def run_awd(a):
 
 def run_gpt2(a):
     log = log_to(Path(a.out)/'gpt2.log')
-    from nlpbook_ch.gpt2 import load_tokenizer
+    from nlpbook_ch.models import load_tokenizer
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     tok = load_tokenizer(a.tokenizer)
     cfg = GPT2PretrainConfig(size=a.gpt2_size, max_docs=a.max_docs, bs=a.gpt2_bs, lr=a.gpt2_lr, block=a.gpt2_block, epochs=1).check()
@@ -109,37 +112,51 @@ def run_gpt2(a):
     return card
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument('what', choices=['all', 'awd', 'gpt2'])
-    p.add_argument('--corpus', required=True); p.add_argument('--tokenizer', default='gpt2')
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('what', choices=['all', 'awd', 'gpt2'], help='both models (each in its own process), or one')
+    C.add_smoke(p, '200 reviews of the IMDB subset, tiny models, a 120 s budget')
+    p.add_argument('--corpus', default='imdb_full', help='imdb_full (default), an IMDB folder or a one-review-per-line file')
+    p.add_argument('--tokenizer', default='gpt2', help="GPT-2's tokenizer: a name or a folder (default gpt2)")
     p.add_argument('--out', required=True); p.add_argument('--budget', type=float, default=330)
     p.add_argument('--deadline', type=float, default=None); p.add_argument('--max-docs', type=int, default=None)
     p.add_argument('--awd-size', default='small'); p.add_argument('--gpt2-size', default='small')
     p.add_argument('--awd-bs', type=int, default=128); p.add_argument('--awd-lr', type=float, default=1e-2)
     p.add_argument('--gpt2-bs', type=int, default=64); p.add_argument('--gpt2-block', type=int, default=256); p.add_argument('--gpt2-lr', type=float, default=2e-3)
     p.add_argument('--max-epochs', type=int, default=20)
-    p.add_argument('--awd-name', default='pretrained/awd_lstm_imdb_small')
-    p.add_argument('--gpt2-name', default='pretrained/gpt2_imdb_small')
+    p.add_argument('--awd-name', default='nlpbook_ch/pretrained/awd_lstm_imdb_small', help="the folder the model card's command names")
+    p.add_argument('--gpt2-name', default='nlpbook_ch/pretrained/gpt2_imdb_small', help="the folder the model card's command names")
     p.add_argument('--results', default=None)
     a = p.parse_args(argv)
+    if a.smoke:
+        from nlpbook_ch.data import find_data
+        a.corpus, a.tokenizer = str(find_data('imdb')), str(find_data('gpt2_tokenizer'))
+        a.max_docs, a.awd_size, a.gpt2_size, a.budget = a.max_docs or 200, 'tiny', 'tiny', min(a.budget, 120)
+        a.awd_bs, a.gpt2_bs, a.gpt2_block = 16, 8, 64   # the tiny GPT-2 has 128 positions
+        a.results = a.results or str(Path(a.out)/'pretrain_gpu_smoke.json')
+    else:
+        from nlpbook_ch.pretrain import resolve_corpus
+        a.corpus = str(resolve_corpus(a.corpus))
     Path(a.out).mkdir(parents=True, exist_ok=True)
     if a.deadline is None: a.deadline = time.time() + a.budget
     if a.what == 'awd': run_awd(a); return
     if a.what == 'gpt2': run_gpt2(a); return
     t0 = time.time()
-    base = [sys.executable, __file__] + [x for x in (argv or sys.argv[1:]) if x != 'all'] + ['--deadline', str(a.deadline)]
-    procs = {w: subprocess.Popen(base[:2] + [w] + base[2:]) for w in ('awd', 'gpt2')}
+    args = ['--corpus', a.corpus, '--tokenizer', a.tokenizer, '--out', a.out, '--deadline', str(a.deadline),
+            '--awd-size', a.awd_size, '--gpt2-size', a.gpt2_size, '--awd-bs', str(a.awd_bs), '--awd-lr', str(a.awd_lr),
+            '--gpt2-bs', str(a.gpt2_bs), '--gpt2-block', str(a.gpt2_block), '--gpt2-lr', str(a.gpt2_lr), '--max-epochs', str(a.max_epochs),
+            '--awd-name', a.awd_name, '--gpt2-name', a.gpt2_name] + (['--max-docs', str(a.max_docs)] if a.max_docs else [])
+    procs = {w: subprocess.Popen([sys.executable, __file__, w, *args]) for w in ('awd', 'gpt2')}
     rcs = {w: p.wait() for w, p in procs.items()}
     res = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', torch=torch.__version__,
-               wall_seconds=round(time.time() - t0, 1), return_codes=rcs, budget=a.budget)
+               wall_seconds=round(time.time() - t0, 1), return_codes=rcs, budget=a.budget, machine=C.machine_info(), smoke=a.smoke)
     for w, sub in (('awd', 'awd'), ('gpt2', 'gpt2')):
         probe, card = Path(a.out, f'{w}_probe.json'), Path(a.out, sub, 'final', 'model_card.json')
         res[w] = dict(probe=json.loads(probe.read_text()) if probe.exists() else None,
                       card={k: v for k, v in json.loads(card.read_text()).items() if k not in ('files',)} if card.exists() else None)
     text = json.dumps(res, indent=1)
     print(text)
-    if a.results:
-        Path(a.results).parent.mkdir(parents=True, exist_ok=True); Path(a.results).write_text(text)
-    sys.exit(max(rcs.values()))
+    if a.results: C.write_results(Path(a.results).parent, Path(a.results).stem, res)
+    if max(rcs.values()): sys.exit(max(rcs.values()))
+    return res
 
 if __name__ == '__main__': main()

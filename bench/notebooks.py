@@ -1,15 +1,15 @@
 #!/usr/bin/env python
-"""Wall time of each notebook in nbs/ in the default test mode (cells flagged slow, cuda or online skipped).
+"""How long does each notebook take in the default test mode (cells flagged slow, cuda or online skipped)?
 
 Each notebook runs in a fresh Python subprocess through `nbdev.test.test_nb`, so every notebook pays its own
 imports (torch, fastai, transformers), as it would alone. The notebooks run in sorted order and share one fresh
 temporary cache folder (NLPBOOK_CACHE, FASTAI_HOME, HF_HOME), as under `pytest`: a later notebook may reuse
 working files (tokenised IMDB copies) that an earlier one wrote.
 
-    python bench/notebooks.py             # every notebook
-    python bench/notebooks.py --quick     # only the fast ones (index, 00_core, 01_data)
+    python bench/notebooks.py             # every notebook (~5 min on 2 cores)
+    python bench/notebooks.py --smoke     # only the fast ones (index, 00_core, 01_data): seconds
 
-Writes bench/results/notebooks.md (the --quick run: notebooks_quick.md) and .json.
+Writes bench/results/notebooks.md (the --smoke run: notebooks_smoke.md) and .json.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
 SKIP_FLAGS = ['slow', 'cuda', 'multicuda', 'online']   # the same as settings.ini's tst_flags
-QUICK_NOTEBOOKS = ('index.ipynb', '00_core.ipynb', '01_data.ipynb')
+SMOKE_NOTEBOOKS = ('index.ipynb', '00_core.ipynb', '01_data.ipynb')
 _MARK = '@@NB_RESULT@@'
 _CODE = f"""
 import sys, time, json
@@ -92,16 +92,16 @@ def markdown(res, cmd) -> str:
         "- 'subprocess wall' is the whole subprocess (interpreter start, importing nbdev, then the notebook, whose own "
         "imports of torch/fastai/transformers fall inside 'test_nb execution'); 'start-up + imports' is the difference, "
         "i.e. Python start-up, importing nbdev and reading the notebook.",
-        f"- Notebooks in sorted order, sharing one {m['cache']}: `04_ulmfit` tokenises the IMDB subset there.",
+        f"- Notebooks in sorted order, sharing one {m['cache']}: the first that needs the tokenised IMDB subset tokenises it there.",
         f"- Threads: the subprocesses inherit OMP_NUM_THREADS={m.get('omp_num_threads', 'not recorded')} (default 1, as the test suite's "
         "`tests/conftest.py` sets). Each notebook is stopped after "
         f"{m.get('timeout_s', 1800):.0f} s (TIMEOUT).",
-        "- Shared, noisy 2-core machine: compare within this run only.", '',
+        f"- Load average {m.get('load_at_start', '?')} at the start, {m.get('load_at_end', '?')} at the end: compare within this run only.", '',
         C.md_table(table_rows(res)), '', '## Machine', '', C.machine_md(m), ''])
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--quick', action='store_true', help=f"only {', '.join(QUICK_NOTEBOOKS)}")
+    C.add_smoke(p, f"only {', '.join(SMOKE_NOTEBOOKS)}")
     p.add_argument('--cache', type=Path, help='reuse this cache folder instead of a fresh temporary one')
     p.add_argument('--out', type=Path, default=C.RESULTS)
     p.add_argument('--timeout', type=float, default=1800, help='seconds per notebook before it is stopped (default 1800)')
@@ -109,18 +109,16 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.render:
         res = json.loads(a.render.read_text())
-        quick = a.render.stem.endswith('_quick')
-        a.render.with_suffix('.md').write_text(markdown(res, 'python bench/notebooks.py' + (' --quick' if quick else '')))
+        smoke = a.render.stem.endswith('_smoke')
+        C.write_results(a.render.parent, a.render.stem, res, markdown(res, 'python bench/notebooks.py' + (' --smoke' if smoke else '')))
         return res
-    nbs = [nb for nb in notebooks() if not a.quick or nb.name in QUICK_NOTEBOOKS]
+    nbs = [nb for nb in notebooks() if not a.smoke or nb.name in SMOKE_NOTEBOOKS]
     res = run(nbs, a.cache, a.timeout)
-    a.out.mkdir(parents=True, exist_ok=True)
-    stem = 'notebooks_quick' if a.quick else 'notebooks'
-    cmd = 'python bench/notebooks.py' + (' --quick' if a.quick else '')
-    (a.out/f'{stem}.json').write_text(json.dumps(res, indent=1, default=str))
-    (a.out/f'{stem}.md').write_text(markdown(res, cmd))
+    stem = 'notebooks_smoke' if a.smoke else 'notebooks'
+    cmd = 'python bench/notebooks.py' + (' --smoke' if a.smoke else '')
+    md = C.write_results(a.out, stem, res, markdown(res, cmd))
     print(); print(C.md_table(table_rows(res)))
-    print(f"total {res['machine']['total_seconds']:.0f}s; wrote {a.out/stem}.md")
+    print(f"total {res['machine']['total_seconds']:.0f}s; wrote {md}")
     return res
 
 if __name__ == '__main__': main()

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""ULMFiT ablation on the shipped IMDB subset (quick mode, CPU).
+"""How accurate is ULMFiT, against a bag-of-words baseline and without pretraining, and with how few labels? (IMDB subset, quick mode, CPU)
 
 Methods, each over several seeds, trained on train/ (1,000 labelled reviews) and validated on test/ (1,000):
   (a) TF-IDF + logistic regression (scikit-learn);
   (b) AWD-LSTM classifier from random weights (no language model at all), the same gradual-unfreezing schedule as (c);
-  (c) ULMFiT: the project's pretrained AWD-LSTM (stage 1, pretrained/awd_lstm_imdb_small), fine-tuned as a language
+  (c) ULMFiT: the project's pretrained AWD-LSTM (stage 1, nlpbook_ch/pretrained/awd_lstm_imdb_small), fine-tuned as a language
       model on the review text quick mode gives it (stage 2), then the classifier on its encoder with gradual
       unfreezing (`gradual_unfreeze(learn, cfg.stages)`, stage 3);
   (d) as (c), but one `fine_tune` with the same total number of epochs instead of gradual unfreezing;
@@ -12,10 +12,12 @@ Methods, each over several seeds, trained on train/ (1,000 labelled reviews) and
 Plus a sample-efficiency curve, (a) vs (c), with fewer labelled training reviews (the language model, which
 never sees labels, is trained once per seed and reused).
 
-    python bench/ulmfit_ablation.py            # default: 3 seeds, methods a, c, e, 50/100/250/all labelled reviews
-    python bench/ulmfit_ablation.py --quick    # 1 seed, 100/all: a few minutes (CI smoke run)
+    python bench/ulmfit_ablation.py                          # 3 seeds, methods a, c, e, 50/100/250/all labelled reviews (~1 h on 2 cores)
+    python bench/ulmfit_ablation.py --seeds 42 --sizes 100   # one seed, one smaller size: a few minutes
+    python bench/ulmfit_ablation.py --smoke                  # the TINY preset (40 reviews, a 16-wide AWD-LSTM): seconds
 
-Writes bench/results/ulmfit_ablation{.md,.json,.png} and sample_efficiency.png (or --out DIR).
+Writes bench/results/ulmfit_ablation{.md,.json,.png} and sample_efficiency.png (or --out DIR; the --smoke run:
+ulmfit_ablation_smoke.{md,json}, no plots).
 """
 import argparse, json, sys, time, warnings
 from dataclasses import replace
@@ -120,11 +122,13 @@ def subset_dataloaders(clf_path, cfg, keep:list, text_vocab):
     return dls
 
 # ---------------------------------------------------------------- the benchmark
-def run(seeds=(42, 43, 44), sizes=(50, 100, 250), methods='ace', threads:int|None=1, log=print, curve_bs:int|None=None) -> dict:
-    "Every method over `seeds`, and the sample-efficiency curve over `sizes` (plus 'all'), on `threads` torch threads."
+def run(seeds=(42, 43, 44), sizes=(50, 100, 250), methods='ace', threads:int|None=1, log=print, curve_bs:int|None=None,
+        preset:dict|None=None) -> dict:
+    "Every method over `seeds`, and the sample-efficiency curve over `sizes` (plus 'all'), on `threads` torch threads; `preset`: config overrides (e.g. `TINY`)."
     import torch
     if threads: torch.set_num_threads(threads)
-    from nlpbook_ch.ulmfit import ulmfit_config, imdb_paths, clf_dataloaders
+    from nlpbook_ch.ulmfit import ulmfit_config as _config, imdb_paths, clf_dataloaders
+    ulmfit_config = lambda mode, **kw: _config(mode, **{**(preset or {}), **kw})
     info = C.machine_info()
     t_start = time.perf_counter()
     cfg0 = ulmfit_config('quick')
@@ -173,7 +177,8 @@ def run(seeds=(42, 43, 44), sizes=(50, 100, 250), methods='ace', threads:int|Non
     info['total_seconds'] = round(time.perf_counter() - t_start, 1)
     cfg_d = {k: v for k, v in vars(cfg0).items() if k not in ('mode', 'seed')}
     return dict(machine=info, seeds=list(seeds), sizes=list(sizes), config=cfg_d, ablation=ablation, lm=lms, curve=curve,
-                scratch_method='e', pretrained=str(cfg0.pretrained_model), curve_bs=curve_bs)
+                scratch_method='e', pretrained=str(cfg0.pretrained_model), curve_bs=curve_bs, n_train=len(train_all), n_valid=len(valid),
+                preset='TINY' if preset else 'quick')
 
 NAMES = {'a': '(a) TF-IDF + logistic regression', 'b': '(b) AWD-LSTM classifier from random weights',
          'c': '(c) ULMFiT from the pretrained model: LM fine-tuning, then gradual unfreezing',
@@ -223,7 +228,7 @@ def plot(res:dict, out:Path) -> list:
         clf_t = [C.mean_sd(x['seconds'] for x in res['ablation'] if x['method'] == m)[0] for m in ms]
         lm_t = [C.mean_sd(x.get('lm_seconds', 0) for x in res['ablation'] if x['method'] == m)[0] for m in ms]
         axs[1].bar(ms, clf_t, label='classifier / fit'); axs[1].bar(ms, lm_t, bottom=clf_t, label='language model')
-        axs[1].set(ylabel='wall time (s), 2-core CPU', title='Wall time per seed'); axs[1].legend()
+        axs[1].set(ylabel='wall time (s)', title=f"Wall time per seed ({res['machine'].get('usable_cores', '?')} CPU cores)"); axs[1].legend()
         fig.text(0.5, -0.02, '  '.join(f'{m}: {NAMES[m][4:]}' for m in ms), ha='center', fontsize=8)
         fig.tight_layout(); fig.savefig(out/'ulmfit_ablation.png', dpi=110, bbox_inches='tight'); plt.close(fig)
         files.append(out/'ulmfit_ablation.png')
@@ -249,7 +254,7 @@ def verdict(rows) -> str:
     return (f"In this run the best mean validation accuracy is **{best['method']}** ({best['_acc']:.3f}); "
             f"ranking: " + ' > '.join(f"{r['_m']} ({r['_acc']:.3f})" for r in s) + '.')
 
-def markdown(res:dict, quick:bool, cmd:str) -> str:
+def markdown(res:dict, smoke:bool, cmd:str) -> str:
     rows, curve = summarize(res)
     cfg = res['config']
     ep = sum(e for _, e, _ in cfg['stages'])
@@ -264,13 +269,14 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
     pub = [{k: v for k, v in r.items() if not k.startswith('_')} for r in rows]
     pcurve = [{k: v for k, v in r.items() if not k.startswith('_')} for r in curve]
     m = res['machine']
+    n_train, n_valid = res.get('n_train', 1000), res.get('n_valid', 1000)   # runs before these were recorded: quick mode's 1,000 each
     parts = [
         '# ULMFiT ablation on the shipped IMDB subset (quick mode, CPU)', '',
-        f"Generated by `{cmd}`{' (**--quick**: smoke run, 1 seed)' if quick else ''} on {m['date']}; "
+        f"Generated by `{cmd}`{' (**--smoke**: the TINY preset; its numbers mean nothing)' if smoke else ''} on {m['date']}; "
         f"whole run {m['total_seconds']:.0f} s. Do not edit by hand: rerun the script.", '',
         '## Set-up', '',
-        f"- Training: `train/` of the subset, 1,000 labelled reviews (500 pos, 500 neg); validation: all 1,000 `test/` reviews, "
-        f"the same split for every method and seed. Seeds: {', '.join(map(str, res['seeds']))}.",
+        f"- Training: `train/` of the subset, {n_train:,} labelled reviews ({n_train // 2:,} pos, {n_train // 2:,} neg); validation: all "
+        f"{n_valid:,} `test/` reviews, the same split for every method and seed. Seeds: {', '.join(map(str, res['seeds']))}.",
         f"- AWD-LSTM methods use `ulmfit_config('quick', seed=s)`: AWD-LSTM {cfg['arch']}, batch {cfg['clf_bs']}, BPTT {cfg['seq_len']}. "
         f"(c) and (d) start from the project's pretrained AWD-LSTM `{res.get('pretrained')}` (stage 1: 75,000 IMDB train+unsup "
         f"reviews, never test/; see its model card); (b) and (e) start from random weights (`pretrained=False`).",
@@ -283,9 +289,9 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
         f"cfg.lm_n_per_label={cfg['lm_n_per_label']} reviews per split and label + cfg.lm_n_unsup={cfg['lm_n_unsup']} unlabelled; "
         f"`fit_one_cycle{tuple(cfg['lm_frozen'])}` frozen, then `fit_one_cycle{tuple(cfg['lm_unfrozen'])}` unfrozen. "
         f"As in the chapter, it reads the text (never the labels) of some test reviews; the stage-1 model never saw any.",
-        f"- Times are wall-clock seconds per seed on a shared, noisy 2-core machine, with {m['torch_threads']} torch thread(s) "
-        f"(`--threads`; with 2 threads and other work on the cores, OpenMP over-subscription made an epoch 3-15x slower in a probe): "
-        f"compare ratios within this run only. "
+        f"- Times are wall-clock seconds per seed on the machine below ({m.get('usable_cores', '?')} cores, load average "
+        f"{m.get('load_at_start', '?')} at the start), with {m['torch_threads']} torch thread(s) (`--threads`): compare ratios within "
+        f"this run only. "
         f"'Classifier time' is the learner's creation, encoder loading and training (DataLoaders are built before it); "
         f"(c)/(d) also need the LM (its DataLoaders included), counted once per seed in 'LM time'.",
         '', '## Results', '', C.md_table(pub) if pub else '(This run trained no ablation method: only the sample-efficiency curve.)',
@@ -295,51 +301,50 @@ def markdown(res:dict, quick:bool, cmd:str) -> str:
         sizes_txt = ', '.join(str(r['labelled reviews']) for r in pcurve)
         parts += ['## Sample efficiency: (a) vs (c)', '',
                   f"Labelled training reviews: {sizes_txt} (balanced: the first n/2 per label by review id, via "
-                  f"`imdb_workdir(n_per_label=n/2)`); validation always all 1,000 test reviews. The LM is trained once per seed "
+                  f"`imdb_workdir(n_per_label=n/2)`); validation always all {n_valid:,} test reviews. The LM is trained once per seed "
                   f"and its encoder reused at every size; the largest size is the ablation's own (a) and (c) runs. "
                   f"The classifier keeps batch size {res.get('curve_bs') or cfg['clf_bs']} and its {ep}-epoch schedule, so smaller sets get fewer "
-                  f"optimiser steps (fastai drops the last partial training batch: with 50 reviews each epoch is one batch of 32).",
-                  '', C.md_table(pcurve), '', '' if quick else '![sample efficiency](sample_efficiency.png)', '']
-    parts += ['' if quick else '![ablation](ulmfit_ablation.png)', '',
+                  f"optimiser steps (fastai drops the last partial training batch: with 50 reviews at batch 32 each epoch is one batch).",
+                  '', C.md_table(pcurve), '', '' if smoke else '![sample efficiency](sample_efficiency.png)', '']
+    parts += ['' if smoke else '![ablation](ulmfit_ablation.png)', '',
               '## Reading it', '',
               "Stage 1 is what (c) has and (e) lacks: the same network, data and schedule, with and without the project's "
               "pretrained language model. The chapter (0.943 after gradual unfreezing) and the ULMFiT paper (95.4% with a "
               "forward+backward ensemble; about 95.0% for a forward model, about 94.4% without WikiText-103 pretraining) use "
-              "25,000 labelled reviews, a larger AWD-LSTM (400/1,152/3) and WikiText-103; this table uses 1,000 labelled reviews "
+              f"25,000 labelled reviews, a larger AWD-LSTM (400/1,152/3) and WikiText-103; this table uses {n_train:,} labelled reviews "
               "and a small model pretrained on IMDB text only, so compare its rows with each other.", '',
               '## Machine', '', C.machine_md(m), '']
     return '\n'.join(parts)
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--quick', action='store_true', help='1 seed, sizes 100/all: a smoke run of a few minutes')
-    p.add_argument('--seeds', type=int, nargs='+', help='seeds (default 42 43 44; --quick: 42)')
-    p.add_argument('--sizes', type=int, nargs='*', help='labelled-review counts below all (default 50 100 250; --quick: 100)')
+    C.add_smoke(p, 'the TINY preset, 1 seed, methods a/c/e and the curve at 10 labelled reviews')
+    p.add_argument('--seeds', type=int, nargs='+', help='seeds (default 42 43 44; --smoke: 42)')
+    p.add_argument('--sizes', type=int, nargs='*', help='labelled-review counts below all (default 50 100 250; --smoke: 10)')
     p.add_argument('--methods', default='ace', help='which of a-e to run (default ace; empty: only the sample-efficiency curve)')
     p.add_argument('--curve-bs', type=int, default=None, help="classifier batch size for the curve's smaller training sets (default: the config's)")
     p.add_argument('--stem', default=None, help='results file name (default ulmfit_ablation)')
     p.add_argument('--threads', type=int, default=1,
-                   help='torch threads (default 1: on this shared 2-core machine one thread was faster than two for the small AWD-LSTM)')
+                   help='torch threads (default 1: on a 2-core machine shared with other work one thread was faster than two, see bench/README.md)')
     p.add_argument('--out', type=Path, default=C.RESULTS, help='output folder (default bench/results)')
     p.add_argument('--render', type=Path, metavar='JSON', help="re-render the markdown and plots of a saved run's .json; train nothing")
     a = p.parse_args(argv)
     if a.render:
         res = json.loads(a.render.read_text())
-        quick = a.render.stem.endswith('_quick')
-        (a.render.with_suffix('.md')).write_text(markdown(res, quick, 'python bench/ulmfit_ablation.py' + (' --quick' if quick else '')))
-        if not quick: plot(res, a.render.parent)
+        smoke = a.render.stem.endswith('_smoke')
+        C.write_results(a.render.parent, a.render.stem, res, markdown(res, smoke, 'python bench/ulmfit_ablation.py' + (' --smoke' if smoke else '')))
+        if not smoke: plot(res, a.render.parent)
         return res
-    seeds = a.seeds or ([42] if a.quick else [42, 43, 44])
-    sizes = a.sizes if a.sizes is not None else ([100] if a.quick else [50, 100, 250])
+    seeds = a.seeds or ([42] if a.smoke else [42, 43, 44])
+    sizes = a.sizes if a.sizes is not None else ([10] if a.smoke else [50, 100, 250])
     warnings.filterwarnings('ignore')
     a.out.mkdir(parents=True, exist_ok=True)
-    res = run(seeds, sizes, methods=a.methods, threads=a.threads, curve_bs=a.curve_bs)
-    stem = a.stem or ('ulmfit_ablation_quick' if a.quick else 'ulmfit_ablation')
-    cmd = 'python bench/ulmfit_ablation.py' + (' --quick' if a.quick else '')
-    (a.out/f'{stem}.json').write_text(json.dumps(res, indent=1, default=str))
-    md = markdown(res, a.quick, cmd)
-    if not a.quick: plot(res, a.out)   # the smoke run leaves the default run's plots alone
-    (a.out/f'{stem}.md').write_text(md)
+    from nlpbook_ch.ulmfit import TINY
+    res = run(seeds, sizes, methods=a.methods, threads=a.threads, curve_bs=a.curve_bs, preset=TINY if a.smoke else None)
+    stem = a.stem or ('ulmfit_ablation_smoke' if a.smoke else 'ulmfit_ablation')
+    cmd = 'python bench/ulmfit_ablation.py' + (' --smoke' if a.smoke else '')
+    if not a.smoke: plot(res, a.out)   # the smoke run leaves the default run's plots alone
+    C.write_results(a.out, stem, res, markdown(res, a.smoke, cmd))
     rows, curve = summarize(res)
     print(C.md_table([{k: v for k, v in r.items() if not k.startswith('_')} for r in rows]))
     if curve: print(); print(C.md_table([{k: v for k, v in r.items() if not k.startswith('_')} for r in curve]))

@@ -71,22 +71,69 @@ def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'multicud
     with atomic_path(Path(out_dir)/Path(nb_path).name) as tmp: nbformat.write(nb, tmp)
     return figs
 
+# %% ../nbs/11_chapter.ipynb #6e3cf86e
+def _out_dir(out) -> Path:
+    "The folder `run_chapter` writes into, created if needed; a file there, or a folder that cannot be written, is a one-line error."
+    from nlpbook_ch.core import check_writable
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file, not a folder: name a folder for the executed notebooks (--out)")
+    return check_writable(out, 'the folder for the executed notebooks')
+
+def _earlier_figures(f, log=print) -> dict:
+    "The figures an earlier run left in `f` ({} if none, or if `f` is not such a file: then it is said to be replaced)."
+    if not Path(f).exists(): return {}
+    try: old = json.loads(Path(f).read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError): old = None
+    if not isinstance(old, dict) or not isinstance(old.get('seconds', {}), dict):
+        log(f"{f} does not hold the figures of an earlier run: it is replaced"); return {}
+    return old
+
+# %% ../nbs/11_chapter.ipynb #56fd2e6d
+_META = ('mode', 'seconds', 'notebooks')
+
+def _merge_figures(old:dict, new:dict, made:dict) -> dict:
+    """`figures.json` after a run: `new`'s figures and times for the notebooks it ran (`made`: notebook -> its mode and figure
+    names), every other notebook's kept from `old` (files of earlier versions, which do not say which notebook gave which
+    figure: every figure this run did not give)."""
+    old_nbs = old.get('notebooks') if isinstance(old.get('notebooks'), dict) else None
+    if old_nbs is None: old_nbs = {s: dict(mode=old.get('mode'), figures=None) for s in old.get('seconds', {})}
+    kept = {s: m for s, m in old_nbs.items() if s not in made}
+    names = ({k for m in kept.values() for k in (m.get('figures') or [])} if old.get('notebooks') else set(old) - set(_META) - set(new))
+    res = {k: old[k] for k in sorted(names) if k in old}
+    res.update({k: v for k, v in new.items() if k not in _META})
+    modes = {m.get('mode') for m in kept.values()} | {new['mode']}
+    res['mode'] = new['mode'] if len(modes) == 1 else 'mixed'
+    res['seconds'] = {**{s: t for s, t in old.get('seconds', {}).items() if s in kept}, **new['seconds']}
+    res['notebooks'] = {**kept, **made}
+    return res
+
+# %% ../nbs/11_chapter.ipynb #34096dff
 def run_chapter(out, mode=None, only=None, log=print) -> dict:
-    "Execute the chapter notebooks (or those whose names contain one of `only`) into `out`; return their figures."
+    """Execute the chapter notebooks (or those whose names contain one of `only`) into `out`; return their figures.
+    Executed copies already in `out` are replaced (and listed); `figures.json` keeps the figures of notebooks not run this time."""
     mode = get_mode(mode)
     nbs = [p for p in repo_notebooks() if not only or any(o in p.stem for o in only)]
     if not nbs: raise ValueError(f"No notebook name contains {' or '.join(map(repr, only))}; the notebooks are "
                                  f"{', '.join(p.stem for p in repo_notebooks())}")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(out)
+    earlier = _earlier_figures(out/'figures.json', log)
+    replaced = [p.name for p in nbs if (out/p.name).exists()]
+    if replaced: log(f"replacing the executed copies of an earlier run in {out}: {', '.join(replaced)}")
     os.environ['NLPBOOK_MODE'] = mode
     skip = flags_to_skip(os.environ['NLPBOOK_MODE'])
     log(f"cells flagged {', '.join(sorted(skip))} are not run on this machine")
-    figs, times = {}, {}
+    figs, times, made = {}, {}, {}
     for p in nbs:
         t0 = time.time(); log(f'running {p.name} ...')
-        figs.update(run_notebook(p, out, skip=skip))
+        f = run_notebook(p, out, skip=skip)
+        figs.update(f); made[p.stem] = dict(mode=mode, figures=sorted(f))
         times[p.stem] = round(time.time() - t0, 1)
         log(f'   {p.name}: {times[p.stem]}s')
     res = {**figs, 'mode': os.environ['NLPBOOK_MODE'], 'seconds': times}
-    _write_json(out/'figures.json', res)
+    merged = _merge_figures(earlier, res, made)
+    kept = sorted(set(merged['notebooks']) - set(made))
+    if kept: log(f"figures.json keeps the figures of {', '.join(kept)} from an earlier run"
+                 + (", in another mode (its `notebooks` says which ran in which)" if merged['mode'] == 'mixed' else ''))
+    _write_json(out/'figures.json', merged)
     return res

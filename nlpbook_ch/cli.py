@@ -7,15 +7,14 @@ __all__ = ['CLASSIFY_CHUNK', 'MAX_WORDS', 'MAX_SAMPLES', 'COMMANDS', 'USER_ERROR
            'cmd_classify', 'cmd_generate', 'cmd_next_token', 'cmd_docs', 'cmd_pretrain', 'main', 'console']
 
 # %% ../nbs/13_cli.ipynb #a235d512
-import argparse, contextlib, copy, errno, json, math, multiprocessing, os, shutil, signal, sys, tempfile, time, traceback, warnings
+import argparse, contextlib, copy, json, math, os, signal, sys, time, traceback, warnings
 # torch 2.14 warns about torch.jit.script, which fastai calls at import: noise for a command-line user
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
-from dataclasses import asdict
 from pathlib import Path
 from fastcore.script import Param
 from fastcore.docments import docments
-from .core import atomic_path, get_mode, has_cuda, native_bf16, cache_dir, check_writable, folder_lock, NotWritableError
-from .data import find_data, DATASETS, DataNotFoundError, _repo_roots
+from .core import get_mode
+from .data import find_data, DATASETS, DataNotFoundError
 # the library the commands call; re-exported here, where these names lived before the job, predict and chapter modules
 from .job import (stage_names, config_to_json, read_state, check_config, config_from_json, StorageFullError, run_ulmfit,
     _write_json, _report, _run_stages, _export, _check_cache, _is_write_failure, _run_folder)
@@ -59,24 +58,60 @@ def cmd_chapter(mode:Param("quick or full (default: $NLPBOOK_MODE, else full on 
     print(f"  {'seconds per notebook':28} {figs['seconds']}")
     if figs['mode'] == 'quick': print("Quick-mode numbers show that each step learns; they are not the chapter's (full mode on a GPU).")
 
+def _read_config(config) -> dict:
+    "The JSON overrides in the file `config` ({} for none)."
+    if not config: return {}
+    try: text = Path(config).read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as e: raise ValueError(f"Cannot read the config file {config}: {getattr(e, 'strerror', None) or e}") from e
+    try: return json.loads(text)
+    except json.JSONDecodeError as e: raise ValueError(f"The config file {config} is not valid JSON: {e}") from e
+
+def _own_schedule(df, overrides:dict) -> tuple:
+    "ULMFiTConfig overrides for a reader's data `df` (its size sets batch sizes and epochs; `overrides` from --config win), and why."
+    from nlpbook_ch.owndata import schedule_for
+    sched = dict(schedule_for(int((~df.is_valid).sum()), int(df.label.nunique())))
+    why = sched.pop('why', '')
+    mine = sorted(set(sched) & set(overrides))
+    if mine: why += f" (--config sets {', '.join(mine)})"
+    return {**sched, **overrides}, why
+
 def cmd_ulmfit(mode:Param("quick or full", str)=None, out:Param("output folder for checkpoints, models and report", str)='ulmfit_run',
                resume:Param("continue the interrupted run in OUT", action='store_true')=False,
                config:Param("JSON file of ULMFiTConfig overrides", str)=None,
-               stop_after:Param("stop after this stage (for testing resumption)", str)=None):
-    "Train the ULMFiT pipeline as a job: checkpoint after each stage, --resume after a crash"
-    if mode is not None: get_mode(mode)
-    overrides = {}
-    if config:
-        try: text = Path(config).read_text(encoding='utf-8')
-        except (OSError, UnicodeDecodeError) as e: raise ValueError(f"Cannot read the config file {config}: {getattr(e, 'strerror', None) or e}") from e
-        try: overrides = json.loads(text)
-        except json.JSONDecodeError as e: raise ValueError(f"The config file {config} is not valid JSON: {e}") from e
-    find_data('imdb')   # a data problem is reported at once, before fastai loads (seconds) and before anything is written
+               stop_after:Param("stop after this stage (for testing resumption)", str)=None,
+               data:Param("your own labelled texts: a CSV/TSV file, or a folder train/<label>/*.txt (default: IMDB)", str)=None,
+               text_col:Param("--data: the text column", str)='text', label_col:Param("--data: the label column", str)='label',
+               valid_col:Param("--data: a True/False column marking validation rows (default: a seeded, stratified split)", str)=None,
+               valid_pct:Param("--data: the share held out for validation when there is no such column or folder", float)=0.1,
+               encoding:Param("--data: the file's text encoding", str)='utf-8'):
+    "Train the ULMFiT pipeline as a job (IMDB, or your own texts with --data): checkpoint after each stage, --resume after a crash"
+    get_mode(mode)   # a bad --mode or NLPBOOK_MODE is reported as such, before the config file is read
+    overrides, df, schedule = _read_config(config), None, None
+    saved = read_state(out) if resume and Path(out).is_dir() else None
+    if saved is not None and not config and mode is None and data is None:
+        overrides = dict(saved['config'])   # --resume alone continues with the run's own configuration
+        print(f"nlpbook-ch: resuming {out} with its saved configuration")
+    elif data is not None:
+        from nlpbook_ch.owndata import read_labelled
+        seed = overrides.get('seed', 42) if isinstance(overrides, dict) else 42
+        df = read_labelled(data, text_col=text_col, label_col=label_col, valid_col=valid_col, encoding=encoding,
+                           valid_pct=valid_pct, seed=seed, log=lambda m: print(f'data  {m}'))   # every check, before training
+        if not isinstance(overrides, dict): raise ValueError(f"{config}: a config must be a JSON object of ULMFiTConfig fields")
+        overrides, schedule = _own_schedule(df, overrides)
+    else: find_data('imdb')   # a data problem is reported at once, before fastai loads (seconds) and before anything is written
     try: cfg = config_from_json(overrides, mode)
     except (ValueError, TypeError) as e: raise ValueError(f"{config}: {e}" if config else str(e)) from e
-    rep = run_ulmfit(out, cfg, resume=resume, stop_after=stop_after)
+    if df is not None:
+        print(f"plan  {schedule}\nplan  classifier batch {cfg.clf_bs}, stages (freeze_to, epochs, lr) {list(cfg.stages)}; "
+              f"language model batch {cfg.lm_bs}, epochs {cfg.lm_frozen[0]} frozen + {cfg.lm_unfrozen[0]} unfrozen")
+    rep = run_ulmfit(out, cfg, resume=resume, stop_after=stop_after, data=df, source=data, schedule=schedule)
     print(f"\nReport ({cfg.mode} mode) in {out}/report.json:")
     for k in ('stages', 'lm_perplexity_before', 'lm_perplexity', 'stage_accuracy', 'seconds', 'complete'): print(f'  {k:22} {rep[k]}')
+    ev = rep.get('evaluation')
+    if ev:
+        u, b = ev['ulmfit'], ev['tfidf']
+        print(f"  {'ULMFiT':22} accuracy {u['accuracy']:.4f}, macro-F1 {u['macro_f1']:.4f}\n"
+              f"  {'TF-IDF baseline':22} accuracy {b['accuracy']:.4f}, macro-F1 {b['macro_f1']:.4f}\n  (per class: {out}/report.md)")
     if not rep['complete']: print(f'Stopped early: continue with `nlpbook-ch ulmfit --out {out} --resume`')
 
 CLASSIFY_CHUNK = 512
@@ -88,11 +123,17 @@ def cmd_classify(texts:Param("reviews to classify (put those that start with '-'
                  model:Param("folder written by `nlpbook-ch ulmfit`", str)='ulmfit_run',
                  file:Param("file with one review per line (classified after the reviews given as arguments)", str)=None,
                  bs:Param("reviews per batch", int)=64,
-                 fp32:Param("no mixed precision (by default fp16 on a GPU, bf16 on a CPU that has it natively)", action='store_true')=False):
+                 fp32:Param("no mixed precision (by default fp16 on a GPU, bf16 on a CPU that has it natively)", action='store_true')=False,
+                 explain:Param("also print the words that pushed each prediction hardest", action='store_true')=False):
     "Print the predicted label and its probability for each review, in input order"
     texts = read_texts(texts or (), file)
     if bs < 1: raise ValueError(f"--bs must be a positive integer, got {bs}")
+    _not_a_run(model, 'classify')
     learn = load_trained(model)
+    if explain:
+        from nlpbook_ch.explain import explain_lines
+        for line in explain_lines(learn, texts): print(line, flush=True)
+        return
     n, t0, done = len(texts), time.time(), 0
     for rows in iter_classify(learn, texts, bs=bs, chunk=CLASSIFY_CHUNK, amp=False if fp32 else None):
         for label, p, t in rows: print(f'{label}\t{p:.3f}\t{_cell(t)}')
@@ -113,9 +154,35 @@ def cmd_generate(prompt:Param("start of the text", str), model:Param("folder wri
     if not 1 <= samples <= MAX_SAMPLES: raise ValueError(f"--samples must be from 1 to {MAX_SAMPLES}, got {samples}")
     if not (math.isfinite(t) and t > 0): raise ValueError(f"-t (temperature) must be a positive finite number, got {t}")
     from nlpbook_ch.ulmfit import generate
+    _not_a_run(model, 'generate')
     learn = load_trained(model, 'lm')
     for i in range(samples):   # each sample printed as soon as it is ready
         print(generate(learn, prompt, n, temperature=t, seed=seed if i == 0 else None)[0], end='\n\n', flush=True)
+
+def _folder_kind(folder) -> str|None:
+    "What a model folder holds: 'run' (from `nlpbook-ch ulmfit`), 'awd' (a pretrained AWD-LSTM), 'hf' (a Hugging Face model), or None."
+    f = Path(folder)
+    if not f.is_dir(): return None
+    if (f/'classifier.pkl').exists() or (f/'lm.pkl').exists() or (f/'state.json').exists(): return 'run'
+    if (f/'lm_weights.pth').exists(): return 'awd'
+    if (f/'config.json').exists(): return 'hf'
+    return None
+
+_TAKES = {'run': "a ULMFiT run (from `nlpbook-ch ulmfit`): `nlpbook-ch classify --model {m}` and `nlpbook-ch generate --model {m}` take it",
+          'awd': "a pretrained AWD-LSTM (stage 1, from `nlpbook-ch pretrain`): `nlpbook-ch ulmfit` starts from such a model "
+                 "(set NLPBOOK_PRETRAINED to its parent folder); classify and generate need a run that `nlpbook-ch ulmfit` trained",
+          'hf': "a Hugging Face model (e.g. a GPT-2 saved with save_pretrained): `nlpbook-ch next-token --model {m}` takes it"}
+
+def _not_a_run(model, cmd):
+    "A one-line error when `model` is a folder of another kind than a ULMFiT run (what it is, and which command takes it)."
+    kind = _folder_kind(model)
+    if kind in ('awd', 'hf'): raise ValueError(f"--model {model} is {_TAKES[kind].format(m=model)}; `nlpbook-ch {cmd}` needs a ULMFiT run folder")
+
+def _not_gpt2(model):
+    kind = _folder_kind(model)
+    if kind in ('run', 'awd'):
+        raise ValueError(f"--model {model} is {_TAKES[kind].format(m=model)}; `nlpbook-ch next-token` needs a GPT-2: a hub name such as "
+                         f"gpt2, or a folder saved with save_pretrained")
 
 def _shadowing_folder(name) -> Path|None:
     "The folder in the working directory that a bare model name such as 'gpt2' also names (transformers loads it instead of the hub model)."
@@ -135,6 +202,7 @@ def cmd_next_token(prompt:Param("the prompt", str), model:Param("model name on t
         print(f"nlpbook-ch: note: --model {model} loads the folder ./{model} in the working directory, not the hub model {model!r}",
               file=sys.stderr)
     from nlpbook_ch.gpt2 import load_gpt2, next_token_table
+    _not_gpt2(model)
     tok, m, which = load_gpt2(model)   # offline, the package's own small GPT-2 answers for 'gpt2'
     print(f'nlpbook-ch: model: {which}', file=sys.stderr)
     print(_fmt_table(next_token_table(m, tok, prompt, k=k, strip=not keep_space)))
@@ -267,6 +335,9 @@ def main(argv=None) -> int:
         args = _parse(func, f'nlpbook-ch {cmd}', argv[1:])
         with _quiet_workers(ctrl_c): func(**args)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # --help
+    except BrokenPipeError:   # the reader of our output has gone (`| head`): stop quietly, as Unix tools do
+        with contextlib.suppress(OSError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt) or ctrl_c:
             if debug: traceback.print_exc()

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MODES', 'has_cuda', 'get_mode', 'get_device', 'native_bf16', 'set_seed', 'env_flag', 'offline_forced', 'is_online',
-           'atomic_path', 'atomic_dir', 'cache_dir', 'NotWritableError', 'check_writable', 'FolderBusyError',
-           'folder_lock']
+           'atomic_path', 'atomic_dir', 'NotWritableError', 'cache_dir', 'cache_lock', 'check_writable',
+           'FolderBusyError', 'folder_lock']
 
 # %% ../nbs/00_core.ipynb #57542a4b
 import os, random, socket, tempfile, contextlib, shutil, time
@@ -120,17 +120,37 @@ def atomic_dir(dest):
         raise
 
 # %% ../nbs/00_core.ipynb #c0209d45
-def cache_dir(*parts) -> Path:
-    "A writable folder for the package's working files: `$NLPBOOK_CACHE` (default `~/.cache/nlpbook_ch`) / `parts`."
-    root = Path(os.environ.get('NLPBOOK_CACHE') or Path.home()/'.cache'/'nlpbook_ch').expanduser()
-    d = root.joinpath(*map(str, parts))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-# %% ../nbs/00_core.ipynb #1a6c8088
 class NotWritableError(PermissionError):
     "A folder the package must write to cannot be written."
 
+def cache_dir(*parts) -> Path:
+    "A writable folder for the package's working files: `$NLPBOOK_CACHE` (default `~/.cache/nlpbook_ch`) / `parts`."
+    bad = [p for p in parts if isinstance(p, bool) or not isinstance(p, (str, int, os.PathLike)) or p == '']
+    if bad: raise TypeError(f"cache_dir takes folder names (strings), got {bad[0]!r}")
+    root = Path(os.environ.get('NLPBOOK_CACHE') or Path.home()/'.cache'/'nlpbook_ch').expanduser()
+    d = root.joinpath(*map(str, parts))
+    try: d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NotWritableError(f"The package cache {d} cannot be created ({e.strerror or e}); set NLPBOOK_CACHE to a writable folder") from e
+    return d
+
+# %% ../nbs/00_core.ipynb #02d943ae
+@contextlib.contextmanager
+def cache_lock(dest, log=None):
+    "Hold an exclusive lock for building the cache entry `dest`, waiting (and saying so with `log`) while another process holds it."
+    import fcntl
+    dest = Path(dest)
+    lock = dest.parent/f'.{dest.name}.lock'
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, 'a') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log is not None: log(f"waiting for another process that is preparing {dest}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield dest
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../nbs/00_core.ipynb #1a6c8088
 def check_writable(folder, what='folder') -> Path:
     "Create `folder` if needed and check a file can be created in it; raise `NotWritableError` naming it otherwise."
     folder = Path(folder).expanduser()

@@ -8,7 +8,7 @@ __all__ = ['DATASETS', 'DataNotFoundError', 'DataLayoutError', 'DatasetSpec', 'g
            'imdb_counts', 'imdb_workdir', 'load_imdb_sample']
 
 # %% ../nbs/01_data.ipynb #172e6f9c
-import os, shutil, tarfile, tempfile
+import os, json, shutil, tarfile, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import hashlib
@@ -53,7 +53,7 @@ DATASETS = {
 # %% ../nbs/01_data.ipynb #999267ad
 def get_spec(name) -> DatasetSpec:
     "The `DatasetSpec` for `name`, with a clear error listing the known names."
-    if not isinstance(name, str): raise TypeError(f"Dataset name must be a string, got {type(name).__name__}")
+    if not isinstance(name, str): raise TypeError(f"Dataset name must be a string, one of {', '.join(DATASETS)}; got {name!r}")
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     return DATASETS[name]
@@ -67,9 +67,15 @@ def _not_text(path, e) -> str:
     if isinstance(e, UnicodeDecodeError): return f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
     return f"{path} is not a readable CSV file ({e})"
 
+def _check_path(name, path):
+    "Refuse a `path` that is not a path (a str or os.PathLike): `Path(123)` fails deep inside pathlib."
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: path must be a folder or file path (a str or pathlib.Path), got {type(path).__name__} {path!r}")
+
 def check_data(name, path) -> Path:
     "Return `path` if it holds a usable copy of dataset `name`, else raise `DataNotFoundError`/`DataLayoutError`."
     spec = get_spec(name)
+    _check_path(name, path)
     if isinstance(path, str) and not path.strip():   # Path('') would mean the current folder
         raise ValueError(f"{name}: the path is empty; pass the dataset's folder or file (or None to search the usual places)")
     path = Path(path).expanduser()
@@ -186,7 +192,10 @@ def _usable(name, p, unpack=True) -> Path:
         q = Path(p).expanduser()
         arc = q if q.is_file() else q/spec.archive
     if arc is None or arc.name != spec.archive or not arc.is_file(): return check_data(name, p)
-    dest = imdb_full_cache(arc)
+    try: dest = imdb_full_cache(arc)
+    except OSError:   # a cache that cannot be created holds no unpacked copy: reporting the archive needs none
+        if not unpack: return arc
+        raise
     if not dest.exists():   # it only ever exists complete (atomic_dir)
         if not unpack: return arc
         unpack_archive(arc, dest)
@@ -219,9 +228,10 @@ def _env_data_dir():
     return d
 
 def find_data(name, path=None, download=True, unpack=True) -> Path:
-    "Path to a usable copy of dataset `name` (see the lookup order above); download it if allowed and online. With `unpack=False` a local archive not unpacked yet is returned as it is."
+    """Path to a usable copy of dataset `name` (see the lookup order above), for reading; download it if allowed and online.
+    With `unpack=False` a local archive not unpacked yet is returned as it is. fastai writes beside a folder it is given: hand it `imdb_workdir()`."""
     spec = get_spec(name)
-    if path is not None: return _usable(name, path, unpack)
+    if path is not None: _check_path(name, path); return _usable(name, path, unpack)
     env = _env_data_dir()   # when set, the only place searched: a wrong NLPBOOK_DATA is an error, never silently skipped
     tried = []
     for desc, p in data_candidates(name):
@@ -259,15 +269,32 @@ def _pick(folder, n):
     files = sorted(Path(folder).glob('*.txt'), key=lambda p: (str(type(_review_id(p))), _review_id(p)))
     return files if n is None else files[:n]
 
+def _workdir_made_for(dest) -> dict|None:
+    "What the working copy `dest` was made from (source, n_per_label, n_unsup), or None if `imdb_workdir` did not make it."
+    f = Path(dest)/'.complete'
+    if not f.is_file(): return None
+    text = f.read_text(encoding='utf-8')
+    try: return json.loads(text)
+    except json.JSONDecodeError: return dict(source=text.strip())   # written by earlier versions: the source alone
+
+# %% ../nbs/01_data.ipynb #2e2934a9
 def imdb_workdir(path=None, n_per_label=None, n_unsup=None, dest=None) -> Path:
-    "A writable fastai-layout copy (symlinks) of the IMDB folder, optionally limited to the first `n_per_label`/`n_unsup` reviews."
+    """A writable fastai-layout copy (symlinks) of the IMDB folder, optionally limited to the first `n_per_label`/`n_unsup` reviews:
+    the folder to hand fastai (which writes beside and inside it). An existing `dest` is reused if it was made the same way, else refused."""
+    for k, n in (('n_per_label', n_per_label), ('n_unsup', n_unsup)):
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ValueError(f"{k} must be a positive int (or None for all reviews), got {n!r}")
     src = find_data('imdb', path).resolve()
-    for n in (n_per_label, n_unsup):
-        if n is not None and (not isinstance(n, int) or n < 1): raise ValueError(f"Review counts must be positive ints, got {n!r}")
+    made = dict(source=str(src), n_per_label=n_per_label, n_unsup=n_unsup)
     tag = f"{src.name}-{hashlib.sha1(str(src).encode()).hexdigest()[:8]}-{n_per_label or 'all'}-{n_unsup or 'all'}"
     dest = Path(dest) if dest is not None else cache_dir('imdb')/tag
-    if (dest/'.complete').exists(): return dest
-    if dest.exists(): shutil.rmtree(dest)
+    if dest.exists():   # never deleted: fastai may have saved models or tokenised texts in it, or it is not ours at all
+        was = _workdir_made_for(dest)
+        if was is None: raise FileExistsError(f"{dest} exists and is not a working copy made by imdb_workdir; pass another dest")
+        if any(was.get(k, v) != v for k, v in made.items()):
+            say = lambda d: f"{d['source']} with n_per_label={d.get('n_per_label')}, n_unsup={d.get('n_unsup')}"
+            raise FileExistsError(f"{dest} is a working copy of {say(was)}, not of {say(made)}; pass another dest")
+        return dest
     with atomic_dir(dest) as tmp:
         parts = [(f'{s}/{l}', src/s/l, n_per_label) for s in ('train', 'test') for l in ('pos', 'neg')]
         u = imdb_unsup_dir(src)
@@ -275,7 +302,7 @@ def imdb_workdir(path=None, n_per_label=None, n_unsup=None, dest=None) -> Path:
         for rel, folder, n in parts:
             (tmp/rel).mkdir(parents=True)
             for f in _pick(folder, n): (tmp/rel/f.name).symlink_to(f)
-        (tmp/'.complete').write_text(str(src))
+        (tmp/'.complete').write_text(json.dumps(made))
     return dest
 
 # %% ../nbs/01_data.ipynb #a9e8be27

@@ -51,8 +51,13 @@ def _check_prompt(prompt):
     if not isinstance(prompt, str): raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
     if not prompt.strip(): raise ValueError("prompt is empty (or only whitespace); give the model some text to continue")
 
+def _check_tokenizer(tokenizer):
+    if isinstance(tokenizer, (str, bytes)) or not callable(getattr(tokenizer, 'encode', None)):
+        raise TypeError(f"tokenizer must be a tokenizer (e.g. load_tokenizer('gpt2')), the first argument, then the prompt; got {type(tokenizer).__name__}")
+
 def encode_prompt(tokenizer, prompt, strip=True, return_tensors='pt'):
     "Token ids of `prompt`, trailing whitespace removed unless `strip=False`: a (1, n) tensor, or a list with `return_tensors=None`."
+    _check_tokenizer(tokenizer)
     _check_prompt(prompt)
     if strip: prompt = prompt.rstrip()
     ids = tokenizer.encode(prompt)
@@ -63,11 +68,23 @@ def encode_prompt(tokenizer, prompt, strip=True, return_tensors='pt'):
     return torch.tensor([ids])
 
 # %% ../nbs/05_gpt2.ipynb #ee33350b
+_NO_CUDNN = dict(lock=threading.Lock(), inside=0, was=None)   # threads inside _sdpa_without_cudnn, and the cuDNN flag before the first came in
+
+@contextlib.contextmanager
 def _sdpa_without_cudnn(device):
-    "On CUDA, PyTorch's attention (SDPA) without its cuDNN backend, which it prefers for 16-bit inputs on an H100 (see 'Why 16-bit decoding looked slow' below)."
-    if device.type != 'cuda': return contextlib.nullcontext()
-    from torch.nn.attention import sdpa_kernel, SDPBackend
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    """On CUDA, PyTorch's attention (SDPA) without its cuDNN backend, which it prefers for 16-bit inputs on an H100 (see 'Why
+    16-bit decoding looked slow' below). The flag is process-wide: it is off while any thread is inside, restored by the last out."""
+    if device.type != 'cuda': yield; return
+    import torch
+    s = _NO_CUDNN
+    with s['lock']:
+        if not s['inside']: s['was'] = torch.backends.cuda.cudnn_sdp_enabled(); torch.backends.cuda.enable_cudnn_sdp(False)
+        s['inside'] += 1
+    try: yield
+    finally:
+        with s['lock']:
+            s['inside'] -= 1
+            if not s['inside']: torch.backends.cuda.enable_cudnn_sdp(s['was'])
 
 @contextlib.contextmanager
 def _inference(model):
@@ -273,10 +290,11 @@ class GreedyGPT2:
                     warnings.warn(f"CUDA graph capture failed ({GreedyGPT2.graph_failed}); GreedyGPT2 decodes step by step in this process")
                     self.tok.copy_(first); self.pos.fill_(T)
             for _ in range(n_tokens - 1): self._step()
-        return self.out[:, :n_tokens].clone()
+            return self.out[:, :n_tokens].clone()   # copied while the lock is held: the next call rewrites `out`
 
 # %% ../nbs/05_gpt2.ipynb #1d44f7b9
 _DECODERS = weakref.WeakKeyDictionary()   # model -> {(batch, positions, end-of-text ids, device, dtype, modules, weights' addresses): GreedyGPT2}
+_DECODERS_LOCK = threading.Lock()
 
 def _greedy_decoder(model, batch:int, length:int, eos_ids=()) -> GreedyGPT2:
     "A `GreedyGPT2` for `model` with `batch` rows and at least `length` positions, kept with the model so that later calls reuse it (and its CUDA graph)."
@@ -284,10 +302,11 @@ def _greedy_decoder(model, batch:int, length:int, eos_ids=()) -> GreedyGPT2:
     L = min(-(-length // 64) * 64, max(length, _n_positions(model) or length))   # positions rounded up to 64: one decoder serves many lengths
     # a graph reads every weight at the address it had when captured: weights moved, cast or replaced need a new decoder
     key = (batch, L, tuple(eos_ids), p.device, p.dtype, id(model.transformer), id(model.lm_head), *(w.data_ptr() for w in model.parameters()))
-    kept = _DECODERS.setdefault(model, {})
-    d = kept.pop(key, None) or GreedyGPT2(model, batch, L, eos_id=list(eos_ids))
-    kept[key] = d                                                               # the most recently used last
-    if len(kept) > 4: kept.pop(next(iter(kept)))                                # at most 4 per model: the least recently used goes
+    with _DECODERS_LOCK:                                                        # threads asking at once get one decoder, not one each
+        kept = _DECODERS.setdefault(model, {})
+        d = kept.pop(key, None) or GreedyGPT2(model, batch, L, eos_id=list(eos_ids))
+        kept[key] = d                                                           # the most recently used last
+        if len(kept) > 4: kept.pop(next(iter(kept)))                            # at most 4 per model: the least recently used goes
     return d
 
 # %% ../nbs/05_gpt2.ipynb #77c6fd44

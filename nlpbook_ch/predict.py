@@ -7,7 +7,7 @@ __all__ = ['TOKENIZE_MIN_CORES', 'TEXTS_PER_WORKER', 'load_trained', 'read_texts
            'autocast_dtype', 'predict_texts', 'iter_classify', 'classify']
 
 # %% ../nbs/08_predict.ipynb #56ac1d3a
-import contextlib, multiprocessing, warnings
+import contextlib, multiprocessing, os, re, warnings
 from pathlib import Path
 from .core import has_cuda, native_bf16
 from .job import _is_int
@@ -22,6 +22,9 @@ def _learner_kind(learn) -> str|None:
 def load_trained(model_dir, kind='classifier'):
     "The exported `classifier` or `lm` learner from a `run_ulmfit` output folder, with clear errors."
     if kind not in ('classifier', 'lm'): raise ValueError(f"kind must be 'classifier' or 'lm', got {kind!r}")
+    if not isinstance(model_dir, (str, os.PathLike)):
+        raise TypeError(f"model_dir must be a run folder (a str or Path), got {type(model_dir).__name__}")
+    if not str(model_dir).strip(): raise ValueError("model_dir is empty: pass the run folder that `nlpbook-ch ulmfit --out` wrote")
     d = Path(model_dir)
     if d.is_file():
         raise ValueError(f"{d} is a file; the model is given as the run folder that holds classifier.pkl and lm.pkl (here: {d.parent})")
@@ -35,7 +38,7 @@ def load_trained(model_dir, kind='classifier'):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            learn = load_learner(f, cpu=not has_cuda())   # on the GPU when there is one (issue 11: classify there)
+            learn = load_learner(f, cpu=not has_cuda())   # on the GPU when there is one (classify runs there too)
     except Exception as e:
         raise CheckpointError(f"{f} is corrupt or was written by incompatible versions ({type(e).__name__}); "
                               f"rerun `nlpbook-ch ulmfit --out {d}` to recreate it") from e
@@ -53,13 +56,24 @@ def _text_ok(text, where='') -> str:
     if not text.strip(): raise ValueError(f"Expected some text{where}, got an empty string")
     return text
 
-def read_texts(texts=(), file=None) -> list:
-    "The reviews in `texts`, then those in `file` (one per line, blank lines skipped), each checked non-empty."
-    texts = [_text_ok(t, f' (review {i + 1})') for i, t in enumerate(texts)]
+def _as_texts(texts) -> list:
+    "`texts` as a list of texts: a string is one text (not one per character); a list, tuple or other iterable of strings as it is."
+    if isinstance(texts, str): return [texts]
+    if texts is None or isinstance(texts, (bytes, bytearray)) or not hasattr(texts, '__iter__'):
+        raise TypeError(f"Expected a string or a list of strings, got {type(texts).__name__}")
+    return list(texts)
+
+_LINE_END = re.compile(r'\r\n|\r|\n')
+"What ends a line in a file of reviews: `\\n`, `\\r\\n` or `\\r`. Not the other breaks of `str.splitlines` (U+0085, U+2028, form feeds...), which real reviews contain."
+
+# %% ../nbs/08_predict.ipynb #13120af6
+def read_texts(texts=None, file=None) -> list:
+    "The reviews in `texts` (a string is one review), then those in `file` (one per line, blank lines skipped), each checked non-empty."
+    texts = [] if texts is None else [_text_ok(t, f' (review {i + 1})') for i, t in enumerate(_as_texts(texts))]
     if file is not None:
         try: raw = Path(file).read_bytes()
         except OSError as e: raise ValueError(f"Cannot read {file}: {e.strerror or e}") from e
-        try: lines = raw.decode('utf-8-sig').splitlines()
+        try: lines = _LINE_END.split(raw.decode('utf-8-sig'))
         except UnicodeDecodeError as e:
             raise ValueError(f"Cannot read {file}: it is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
                              f"convert it to UTF-8 first") from e
@@ -188,7 +202,7 @@ def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|Non
     import torch
     from fastcore.basics import getcallable
     from nlpbook_ch.ulmfit import ensure_fp32
-    texts = [_text_ok(t) for t in texts]
+    texts = [_text_ok(t, f' (text {i + 1})') for i, t in enumerate(_as_texts(texts))]   # a string is one text
     if not _is_int(bs) or bs < 1: raise ValueError(f"bs must be a positive integer, got {bs!r}")
     enc, head = _clf_parts(ensure_fp32(learn))   # fp32 weights, also after fp16 training: autocast does the half-precision math
     device = next(learn.model.parameters()).device
@@ -217,6 +231,7 @@ def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|Non
 def iter_classify(learn, texts, bs:int=64, chunk:int=512, amp:bool|None=None):
     "Yield lists of (label, probability, text) for `texts`, `chunk` at a time in input order, each chunk one `predict_texts` pass."
     if not _is_int(chunk) or chunk < 1: raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    texts = _as_texts(texts)   # a string is one text
     for i in range(0, len(texts), chunk):
         part = texts[i:i + chunk]
         labels, probs = predict_texts(learn, part, bs=bs, amp=amp)
@@ -225,6 +240,6 @@ def iter_classify(learn, texts, bs:int=64, chunk:int=512, amp:bool|None=None):
 # %% ../nbs/08_predict.ipynb #2cfd6865
 def classify(model_dir, texts, bs:int=64, amp:bool|None=None) -> list:
     "(label, probability, text) for each text, from the classifier in `model_dir`, in batches (`amp`: see `predict_texts`)."
-    texts = [_text_ok(t) for t in texts]   # before the model loads: a bad input costs nothing
+    texts = [_text_ok(t, f' (text {i + 1})') for i, t in enumerate(_as_texts(texts))]   # a string is one text; checked before the model loads
     learn = load_trained(model_dir)
     return [r for rows in iter_classify(learn, texts, bs=bs, amp=amp) for r in rows]

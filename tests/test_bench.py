@@ -1,21 +1,24 @@
-"""Smoke tests for the benchmark scripts in bench/: their smallest units run and return the promised structure.
-
-Cheap (a few seconds): the TF-IDF baseline on a small slice, a 4-token generation with a tiny GPT-2, the table
-helpers. They never assert on timings.
+"""Tests of the benchmark scripts in bench/ and the tools in tools/: their smallest units, the --smoke runs that take
+seconds, and the markdown each builds from its results (the committed GPU runs' JSON included). Timings are never asserted.
 """
-import importlib.util, sys
+import importlib.util, json, os, re, subprocess, sys
 from pathlib import Path
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1]/'bench'
+ROOT = Path(__file__).resolve().parents[1]
+BENCH, TOOLS = ROOT/'bench', ROOT/'tools'
 
-def _load(name):
+def _load(name, folder=BENCH):
     if name in sys.modules: return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH/f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, folder/f'{name}.py')
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+def _has_cuda():
+    import torch
+    return torch.cuda.is_available()
 
 @pytest.fixture(scope='module')
 def abl(): return _load('ulmfit_ablation')
@@ -24,16 +27,35 @@ def abl(): return _load('ulmfit_ablation')
 def gpt(): return _load('gpt2_inference')
 
 @pytest.fixture(scope='module')
+def gpu(): return _load('gpu')
+
+@pytest.fixture(scope='module')
 def tiny(gpt):
-    from nlpbook_ch.gpt2 import tiny_gpt2, load_model, load_tokenizer
+    from nlpbook_ch.gpt2 import tiny_gpt2
+    from nlpbook_ch.models import load_model, load_tokenizer
     path = tiny_gpt2()
     return load_model(path, device='cpu'), load_tokenizer(path)
 
-def test_scripts_have_quick_flag():
-    for name in ('ulmfit_ablation', 'gpt2_inference', 'notebooks', 'classify_throughput', 'cpu_bf16', 'greedy_ops'):
-        assert '--quick' in (BENCH/f'{name}.py').read_text(), name
-    assert (BENCH/'README.md').exists()
+# ---------------------------------------------------------------- the folder as a whole
+SCRIPTS = sorted(p.name for p in BENCH.glob('*.py') if not p.name.startswith('_'))
 
+def test_every_script_has_smoke_and_a_row_in_the_readme():
+    readme = (BENCH/'README.md').read_text()
+    assert len(SCRIPTS) >= 8, SCRIPTS
+    for name in SCRIPTS:
+        text = (BENCH/name).read_text()
+        assert 'C.add_smoke(p' in text or "add_argument('--smoke'" in text, f'{name} has no --smoke flag'
+        assert f'bench/{name}' in readme, f'{name} is not in bench/README.md'
+
+def test_text_speaks_of_the_package_not_of_how_it_was_made():
+    "No tracker numbers, lent machines, sessions or transfer folders in bench/ and tools/ (pytest's own logs excepted)."
+    bad = re.compile(r'\bissues? \d+|\bissue\'s\b|\blent\b|\.carry\b|\bsessions?\b(?! starts)', re.I)
+    hits = [f'{p.relative_to(ROOT)}:{i}: {l.strip()[:80]}' for folder in (BENCH, TOOLS) for p in sorted(folder.rglob('*'))
+            if p.is_file() and p.suffix in ('.py', '.md', '.sh', '.json') and 'build' not in p.parts
+            for i, l in enumerate(p.read_text(errors='replace').splitlines(), 1) if bad.search(l)]
+    assert not hits, '\n'.join(hits)
+
+# ---------------------------------------------------------------- ulmfit_ablation.py
 def test_tfidf_baseline_on_a_slice(abl):
     from nlpbook_ch.data import find_data
     src = find_data('imdb')
@@ -51,7 +73,7 @@ def test_train_subset_is_balanced(abl):
     with pytest.raises(ValueError): abl.train_subset(7)
 
 def test_ablation_summary_and_markdown(abl, tmp_path):
-    fake = dict(machine=dict(date='d', total_seconds=1.0, torch_threads=1), seeds=[1, 2], sizes=[50],
+    fake = dict(machine=dict(date='d', total_seconds=1.0, torch_threads=1), seeds=[1, 2], sizes=[50], n_train=600, n_valid=400,
                 config=dict(arch=dict(emb_sz=64), clf_bs=32, seq_len=72, quick_lr=1e-2, lm_n_per_label=250, lm_n_unsup=500,
                             stages=((-1, 1, 2e-2), (None, 2, 1e-3)), lm_frozen=(1, 1e-2), lm_unfrozen=(2, 3e-3)),
                 lm=[dict(seed=1, perplexity=100.0, accuracy=0.2, seconds=3.0, n_texts=1500, valid_loss=4.6)],
@@ -61,11 +83,22 @@ def test_ablation_summary_and_markdown(abl, tmp_path):
     rows, curve = abl.summarize(fake)
     assert [r['_m'] for r in rows] == ['a', 'c'] and [r['labelled reviews'] for r in curve] == [50, 1000]
     assert 'best mean validation accuracy is **(a)' in abl.verdict(rows)
-    md = abl.markdown(fake, quick=False, cmd='x')
-    assert '| method |' in md and 'Sample efficiency' in md
+    md = abl.markdown(fake, smoke=False, cmd='x')
+    assert '| method |' in md and 'Sample efficiency' in md and '600 labelled reviews (300 pos, 300 neg)' in md and 'all 400 `test/`' in md
+    assert '--smoke' in abl.markdown(fake, smoke=True, cmd='x') and '![ablation]' not in abl.markdown(fake, smoke=True, cmd='x')
     files = abl.plot(fake, tmp_path)
     assert [f.name for f in files] == ['ulmfit_ablation.png', 'sample_efficiency.png'] and all(f.stat().st_size for f in files)
 
+def test_ablation_runs_on_the_tiny_preset(abl):
+    "The --smoke preset reaches every step of a seed: the data, TF-IDF, the language model and ULMFiT's classifier."
+    from nlpbook_ch.ulmfit import TINY
+    res = abl.run(seeds=[42], sizes=[], methods='ac', preset=TINY, log=lambda m: None)
+    assert (res['preset'], res['n_train'], res['n_valid']) == ('TINY', 20, 20)
+    assert [r['method'] for r in res['ablation']] == ['a', 'c'] and all(0 <= r['accuracy'] <= 1 for r in res['ablation'])
+    assert res['lm'][0]['perplexity'] > 1 and res['curve'] == []
+    assert '20 labelled reviews (10 pos, 10 neg)' in abl.markdown(res, smoke=True, cmd='x')
+
+# ---------------------------------------------------------------- gpt2_inference.py
 @pytest.mark.parametrize('method', ['complete', 'cache', 'naive'])
 def test_time_generation_tiny(gpt, tiny, method):
     model, tok = tiny
@@ -93,21 +126,42 @@ def test_next_token_table_and_summary_tiny(gpt, tiny):
     rows = gpt.summarize(res)
     assert len(rows) == 1 and rows[0]['new tokens'] == 2 and rows[0]['cache speed-up'].endswith('x')
     assert '2/2 tokens' in ' '.join(gpt.checks(res))
-    assert '## Tokens per second' in gpt.markdown(res, quick=True, cmd='x')
+    assert '## Tokens per second' in gpt.markdown(res, smoke=True, cmd='x')
 
 def test_gpt2_small_config(gpt):
     from transformers import GPT2Config
     cfg = GPT2Config(**gpt.GPT2_SMALL)
     assert (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size) == (12, 768, 12, 50257)
 
-def test_notebooks_listing():
-    nbm = _load('notebooks')
-    names = [p.name for p in nbm.notebooks()]
-    assert '04_ulmfit.ipynb' in names and names == sorted(names)
-    assert set(nbm.QUICK_NOTEBOOKS) <= set(names)
-    res = dict(machine=dict(date='d', cache='c'), skip_flags=nbm.SKIP_FLAGS,
-               notebooks=[dict(notebook='x.ipynb', ok=True, wall_s=2.0, exec_s=1.5)])
-    assert '| x.ipynb | ok | 2.0 | 1.5 | 0.5 |' in nbm.markdown(res, 'cmd')
+def test_ops_part_counts_fewer_operators_per_token_with_the_same_tokens(gpt, tmp_path):
+    "GreedyGPT2 runs one attention and one GELU operator per layer and token, fewer operators than its eager form, and generate's tokens."
+    res = gpt.main(['--part', 'ops', '--smoke', '--out', str(tmp_path)])
+    (m,) = res['models']
+    r = m['routes']
+    assert set(r) == {'GreedyGPT2', 'GreedyGPT2, eager attention and GELU', 'generate'}
+    assert all(d['same_tokens_as_generate'] for d in r.values()), r
+    ours, eager = r['GreedyGPT2'], r['GreedyGPT2, eager attention and GELU']
+    assert ours['ops_per_token'] < min(eager['ops_per_token'], r['generate']['ops_per_token']), r
+    assert not any(k.split('.')[0] in ('_unsafe_view', 'empty') for d in r.values() for k in d['ops']), r   # no kernel: not counted
+    n_layer = 2   # the smoke run's GPT-2
+    assert ours['ops'].get('gelu.default') == n_layer and 'tanh.default' not in ours['ops'], ours['ops']
+    assert sum(v for k, v in ours['ops'].items() if 'scaled_dot_product' in k) == n_layer, ours['ops']
+    md = (tmp_path/'greedy_ops_smoke.md').read_text()
+    assert md.startswith('# Operators per decoded token') and md.count('| random 2-layer GPT-2 (3.4M) |') == 3 and '| 1.00x |' in md
+    assert '--part ops --smoke' in md
+
+# ---------------------------------------------------------------- cpu_bf16.py, classify_throughput.py, pretrain_speed.py, notebooks.py
+@pytest.mark.skipif(_has_cuda(), reason='bench/cpu_bf16.py measures training on the CPU; with CUDA the learners train in fp16 on the GPU')
+def test_cpu_bf16_smoke_measures_what_this_cpu_can(tmp_path):
+    "Each step in fp32 and, on a CPU with native bf16, under CPUMixedPrecision with a speed-up; elsewhere fp32 only, and it says why."
+    from nlpbook_ch.core import native_bf16
+    res = _load('cpu_bf16').main(['--smoke', '--out', str(tmp_path)])
+    precisions = ('fp32', 'bf16') if native_bf16() else ('fp32',)
+    assert [(r['step'], r['precision']) for r in res['rows']] == [(s, p) for s in ('classifier fine_tune', 'LM frozen epoch') for p in precisions]
+    assert set(res['speedup']) == ({'classifier fine_tune', 'LM frozen epoch'} if native_bf16() else set()) and all(v > 0 for v in res['speedup'].values())
+    md = (tmp_path/'cpu_bf16_smoke.md').read_text()
+    assert 'Preset: TINY' in md and md.count('| bf16 |') == (2 if native_bf16() else 0) and ('has no native bf16' in md) != native_bf16()
+    assert json.loads((tmp_path/'cpu_bf16_smoke.json').read_text())['rows'] == res['rows']
 
 def test_classify_throughput_markdown_and_texts():
     ct = _load('classify_throughput')
@@ -125,64 +179,113 @@ def test_classify_throughput_markdown_and_texts():
     assert '| 5.0x | 1.0e-07, True | 500.0 | 10.0x | 2.0e-03, 999/1000 | 20.00 / 4.00 / 2.00 |' in md
     assert '**10.0x** (500 reviews/s)' in md and '999 of 1,000 labels the same' in md
 
-def test_gpu_bench_reports_from_their_json():
-    "The GPU scripts' markdown is rebuilt from the committed JSON of their H100 run, and says what that run measured."
-    import json
-    gu, gg = _load('gpu_ulmfit'), _load('gpu_gpt2')
+def test_pretrain_speed_smoke(tmp_path):
+    res = _load('pretrain_speed').main(['--smoke', '--out', str(tmp_path)])
+    assert [r['model'] for r in res['rows']] == ['AWD-LSTM tiny', 'GPT-2 tiny'] and all(r['tokens_per_s'] > 0 for r in res['rows'])
+    md = (tmp_path/'pretrain_speed_smoke.md').read_text()
+    assert '--smoke' in md and '| AWD-LSTM tiny |' in md and not (tmp_path/'pretrain_speed.md').exists()
+
+def test_notebooks_listing():
+    nbm = _load('notebooks')
+    names = [p.name for p in nbm.notebooks()]
+    assert '04_ulmfit.ipynb' in names and names == sorted(names)
+    assert set(nbm.SMOKE_NOTEBOOKS) <= set(names)
+    res = dict(machine=dict(date='d', cache='c'), skip_flags=nbm.SKIP_FLAGS,
+               notebooks=[dict(notebook='x.ipynb', ok=True, wall_s=2.0, exec_s=1.5)])
+    assert '| x.ipynb | ok | 2.0 | 1.5 | 0.5 |' in nbm.markdown(res, 'cmd')
+
+# ---------------------------------------------------------------- gpu.py
+def test_gpu_parts_rebuild_their_markdown_from_the_committed_runs(gpu):
+    "The markdown of each part is rebuilt from the JSON of its H100 run, and says what that run measured, where and when."
     res = json.loads((BENCH/'results'/'gpu_ulmfit.json').read_text())
-    md = gu.markdown(res)
-    assert 'NVIDIA H100' in md and '| 512 | stream |' in md and '| 512 | fastai |' in md
-    assert gu.memory_fit(res['lm']) == res['lm_memory']
+    md = gpu.md_ulmfit(res)
+    assert 'NVIDIA H100' in md and '2026-11-26 16:03 UTC' in md and 'Whole part: 60.7 s' in md
+    assert '| 512 | stream |' in md and '| 512 | fastai |' in md
+    assert gpu.memory_fit(res['lm']) == res['lm_memory']
     res2 = json.loads((BENCH/'results'/'gpt2_gpu.json').read_text())
-    md2 = gg.markdown(res2)
-    assert md2.count('## ') >= 4 and 'bandwidth bound' in md2
+    md2 = gpu.md_gpt2(res2)
+    assert md2.count('## ') >= 4 and 'bandwidth bound' in md2 and 'transformers 5.17.0' in md2
     assert md2.count('The CUDA graph was not used in this run') == 3   # that run's GreedyGPT2 profiles had no graph launch
     for d in res2['dtypes'].values(): d['profile_greedy'].update(graph_launches=15)   # a run that counts them, with the graph
-    assert 'The CUDA graph was not used' not in gg.markdown(res2)
+    assert 'The CUDA graph was not used' not in gpu.md_gpt2(res2)
     for d in res2['dtypes'].values(): d['profile_greedy'].update(graph_launches=0); d['graph_failed'] = 'operation not permitted'
-    assert gg.markdown(res2).count('no graph launch and') == 3 and 'Why capture failed: operation not permitted' in gg.markdown(res2)
+    assert gpu.md_gpt2(res2).count('no graph launch and') == 3 and 'Why capture failed: operation not permitted' in gpu.md_gpt2(res2)
+    res3 = json.loads((BENCH/'results'/'classify_h100.json').read_text())
+    md3 = gpu.md_classify(res3)
+    assert '| 1000 | 2.77 | 1.61 | 1.03 | 0.69 | 0.49 |' in md3 and '| fp32 (amp=False) | 103 | 400 | 775 |' in md3
+    assert '35.6 reviews/s (200 reviews)' in md3 and 'TEXTS_PER_WORKER was 250' in md3
 
-def test_memory_fit_recovers_a_line():
-    gu = _load('gpu_ulmfit')
+def test_lm_throughput_times_both_loaders(gpu):
+    "The LM part's timing loop, at a tiny size: the package's stream loader and fastai's, tokens counted from the batches."
+    rows = gpu.lm_throughput((8,), fastai_bss=(8,), vocab=200, arch=gpu.TINY_ARCH, warm=1, n=2, seq_len=16, log=lambda m: None)
+    assert [(r['bs'], r['loader']) for r in rows] == [(8, 'stream'), (8, 'fastai')], rows
+    assert all(r.get('tokens') == 2 * 8 * 16 and r['tok_s'] > 0 for r in rows), rows
+
+def test_memory_fit_recovers_a_line(gpu):
     rows = [dict(bs=b, loader='stream', peak_gb=1.5 + 0.25 * b) for b in (8, 16, 32)] + [dict(bs=64, loader='fastai', peak_gb=99)]
-    assert gu.memory_fit(rows) == dict(gb_per_item=0.25, intercept_gb=1.5, points=3)
-    assert gu.memory_fit(rows[:1]) is None
+    assert gpu.memory_fit(rows) == dict(gb_per_item=0.25, intercept_gb=1.5, points=3)
+    assert gpu.memory_fit(rows[:1]) is None
 
-def test_synthetic_docs_cover_the_tokens_asked_for():
-    gu = _load('gpu_ulmfit')
-    docs = gu.synthetic_docs(5000, vocab=100)
+def test_synthetic_docs_cover_the_tokens_asked_for(gpu):
+    docs = gpu.synthetic_docs(5000, vocab=100)
     n = sum(len(d) for d in docs)
     assert 5000 <= n < 5000 + 2500 and all(int(d.min()) >= 8 and int(d.max()) < 100 for d in docs)
 
-def _has_cuda():
-    import torch
-    return torch.cuda.is_available()
+def test_gpu_markdown_of_the_parts_without_a_committed_run(gpu):
+    base = dict(machine=dict(date='d', torch='t', usable_cores=16), gpu=dict(name='G', memory_gb=80.0), total_s=5.0)
+    cold = dict(base, n=128, cases=[dict(kind='generate_default', dtype='float16', call0_s=1.0, call0_tok_s=128.0, call1_tok_s=900.0,
+                                         call2_tok_s=950.0, process_s=9.0),
+                                    dict(kind='greedy', dtype='bfloat16', call0_tok_s=100.0, call1_tok_s=1000.0, call2_tok_s=1100.0,
+                                         batch32_tok_s=9000.0, complete_tok_s=200.0, complete_warm_tok_s=1200.0, same_tokens_as_generate=False,
+                                         agree_prefix=30, batch32_rows_same=True, complete_same=True, graph_failed='no capture', process_s=12.0),
+                                    dict(kind='greedy', dtype='float16', error='stopped after 90 s', process_s=90.0)])
+    md = gpu.md_cold(cold)
+    assert '**G** (80.0 GiB)' in md and '| generate_default | float16 | 128.0 | 900.0 | 950.0 |' in md
+    assert 'False (first 30 agree); batch 32: True; `complete`: True' in md and 'bfloat16: no capture' in md and 'stopped after 90 s' in md
+    full = dict(base, config={'pretrained': False}, n_reviews=1000, train=dict(seconds=200.0, rc=0, log_tail=['done'], report=dict(stage_accuracy=[0.8, 0.9])),
+                classify={'default': dict(seconds=9.0, rc=0, rows=1000, labels={'pos': 600, 'neg': 400}),
+                          '--fp32': dict(seconds=10.0, rc=0, rows=1000, labels={'pos': 601, 'neg': 399})},
+                default_vs_fp32=dict(n=1000, same_labels=999, max_prob_diff=0.004))
+    md = gpu.md_full(full)
+    assert '0.800, 0.900' in md and '999 of 1,000 labels the same' in md and 'classify --file --fp32`: 10.0 s wall' in md
+    log = '12.50s call     tests/test_x.py::test_a\n0.50s setup    tests/test_x.py::test_a\n3.00s call     tests/test_x.py::test_b\n'
+    assert gpu.durations(log) == {'tests/test_x.py::test_a': 13.0, 'tests/test_x.py::test_b': 3.0}
+    suite = dict(base, startup=dict(slowest_imports_us=[dict(module=' torch', cumulative_us=2_500_000)], cli_data_s=[4.0, 3.5]),
+                 command='python -m pytest tests', rc=1, stopped_by_budget=True, summary='1 failed, 33 passed', log='gpu_suite_pytest.log',
+                 durations=gpu.durations(log), failed=['tests/test_x.py::test_b'], notebooks=[])
+    md = gpu.md_suite(suite)
+    assert '`torch` 2.50 s' in md and 'stopped by the time budget' in md and '| `tests/test_x.py::test_a` | 13.0 |' in md and '`tests/test_x.py::test_b`.' in md
 
-@pytest.mark.skipif(_has_cuda(), reason='bench/cpu_bf16.py measures training on the CPU; with CUDA the learners train in fp16 on the GPU')
-def test_cpu_bf16_runs_tiny_and_reports_both_precisions(tmp_path):
-    "The TINY smoke run trains each step in fp32 and under CPUMixedPrecision, and its table pairs them with a speed-up."
-    cb = _load('cpu_bf16')
-    cb.main(['--quick', '--out', str(tmp_path)])
-    import json
-    res = json.loads((tmp_path/'cpu_bf16_quick.json').read_text())
-    assert [(r['step'], r['precision']) for r in res['rows']] == [(s, p) for s in ('classifier fine_tune', 'LM frozen epoch')
-                                                                  for p in ('fp32', 'bf16')]
-    assert set(res['speedup']) == {'classifier fine_tune', 'LM frozen epoch'} and all(v > 0 for v in res['speedup'].values())
-    md = (tmp_path/'cpu_bf16_quick.md').read_text()
-    assert 'Preset: TINY' in md and md.count('| bf16 |') == 2 and 'x |' in md
+def test_gpu_command_line_errors_are_one_line(gpu, capsys):
+    for argv, says in ((['--parts', 'ulmfit,nope'], 'unknown part(s) nope'), (['--markdown', 'nope', 'x.json'], 'unknown part'),
+                       (['--markdown', 'ulmfit', 'no_such.json'], 'no file no_such.json')):
+        with pytest.raises(SystemExit) as e: gpu.main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and says in err[-1], err
+    if not _has_cuda():
+        with pytest.raises(SystemExit): gpu.main(['--parts', 'ulmfit'])
+        assert 'no CUDA GPU here' in capsys.readouterr().err
 
-def test_greedy_ops_counts_fewer_operators_per_token_with_the_same_tokens(tmp_path):
-    "GreedyGPT2 runs one attention and one GELU operator per layer and token, fewer operators than its eager form, and generate's tokens."
-    res = _load('greedy_ops').main(['--quick', '--out', str(tmp_path)])
-    (m,) = res['models']
-    r = m['routes']
-    assert set(r) == {'GreedyGPT2', 'GreedyGPT2, eager attention and GELU', 'generate'}
-    assert all(d['same_tokens_as_generate'] for d in r.values()), r
-    ours, eager = r['GreedyGPT2'], r['GreedyGPT2, eager attention and GELU']
-    assert ours['ops_per_token'] < min(eager['ops_per_token'], r['generate']['ops_per_token']), r
-    assert not any(k.split('.')[0] in ('_unsafe_view', 'empty') for d in r.values() for k in d['ops']), r   # no kernel: not counted
-    n_layer = 2   # the quick run's GPT-2
-    assert ours['ops'].get('gelu.default') == n_layer and 'tanh.default' not in ours['ops'], ours['ops']
-    assert sum(v for k, v in ours['ops'].items() if 'scaled_dot_product' in k) == n_layer, ours['ops']
-    md = (tmp_path/'greedy_ops_quick.md').read_text()
-    assert md.startswith('# Operators per decoded token') and md.count('| random 2-layer GPT-2 (3.4M) |') == 3 and '| 1.00x |' in md
+def test_gpu_markdown_rewrites_only_the_md(gpu, tmp_path):
+    src = BENCH/'results'/'gpu_ulmfit.json'
+    (tmp_path/'gpu_ulmfit.json').write_text(src.read_text())
+    gpu.main(['--markdown', 'ulmfit', str(tmp_path/'gpu_ulmfit.json')])
+    assert (tmp_path/'gpu_ulmfit.json').read_text() == src.read_text()
+    assert (tmp_path/'gpu_ulmfit.md').read_text() == gpu.md_ulmfit(json.loads(src.read_text()))
+
+# ---------------------------------------------------------------- tools/
+def test_airgap_bundle_closure_and_run_without_a_bundle(tmp_path):
+    bundle = _load('bundle', TOOLS/'airgap')
+    pins = bundle.closure(roots=['fastprogress'], have=set(), python='3.12')
+    assert {'fastprogress', 'fastcore'} <= set(pins) and 'numpy' not in pins and all(pins.values())   # numpy: only an extra's
+    assert 'fastcore' not in bundle.closure(roots=['fastprogress'], have={'fastcore'}, python='3.12')
+    r = subprocess.run(['bash', str(TOOLS/'airgap'/'run.sh'), 'true'], env=dict(os.environ, BUNDLE=str(tmp_path)), capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'bundle.py --python' in r.stderr, r.stderr
+
+def test_suite_durations_compares_two_logs():
+    sd = _load('suite_durations', TOOLS)
+    a = sd.durations('2.00s call     t.py::x\n1.00s setup    t.py::x\n4.00s call     t.py::y\n== 2 passed in 7.1s ==')
+    b = sd.durations('1.00s call     t.py::x\n2.00s call     t.py::y\n')
+    assert a == {'t.py::x': 3.0, 't.py::y': 4.0} and sd.summary('== 2 passed in 7.1s ==') == '2 passed in 7.1s'
+    t = sd.table(a, b, ['A', 'B'])
+    assert '| `x` | 3.0 | 1.0 | 3.00x |' in t and '| **sum over the 2 tests in both runs** | 7.0 | 3.0 | 2.33x |' in t

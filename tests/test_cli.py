@@ -1,6 +1,6 @@
 """The `nlpbook-ch` command, called as a subprocess the way a user calls it.
 
-Most of these reproduce a probe of issue 14 (a hostile but realistic user): each must fail on the code before its fix.
+Most of these reproduce what a hostile but realistic user tried: each failed on the code before its fix.
 """
 import ctypes, json, os, resource, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
@@ -59,14 +59,14 @@ def test_no_data_offline_is_a_one_line_error(tmp_path):
     env = dict(NLPBOOK_SKIP_SHARED='1', NLPBOOK_DATA=str(tmp_path), FASTAI_HOME=str(tmp_path/'fa'), NLPBOOK_OFFLINE='1')
     assert_user_error(cli('data', env=env), 'not found offline: imdb, imdb_full, imdb_sample, gpt2_tokenizer')
     assert_user_error(cli('ulmfit', '--out', tmp_path/'run', env=env), "Could not find the dataset 'imdb'", 'NLPBOOK_DATA')
-    assert not (tmp_path/'run').exists()   # issue 14, item 13: a failed run left an empty --out folder
+    assert not (tmp_path/'run').exists()   # a failed run once left an empty --out folder
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-    """A tiny ULMFiT job interrupted after its first stage, then resumed, with faults of issue 14 in between:
-    a second job started into the same folder while the first holds it (item 1), a resume that runs out of disk space
-    (a file-size limit, item 9) and finds a stale lock left by a killed process, and `lm_vocab.json` deleted before the
-    real resume (item 13). Every job runs with umask 022 (item 13: files were created 0600)."""
+    """A tiny ULMFiT job interrupted after its first stage, then resumed, with faults a user met in between:
+    a second job started into the same folder while the first holds it, a resume that runs out of disk space
+    (a file-size limit) and finds a stale lock left by a killed process, and `lm_vocab.json` deleted before the
+    real resume. Every job runs with umask 022 (files were once created 0600)."""
     d = tmp_path_factory.mktemp('cli')
     (d/'tiny.json').write_text(json.dumps(TINY))
     (d/'other.json').write_text(json.dumps({**TINY, 'clf_bs': 4}))
@@ -110,30 +110,30 @@ def test_ulmfit_interrupted_then_resumed(run):
     assert not list(run['out'].rglob('*.tmp'))
 
 def test_each_run_says_which_data_it_uses(run):
-    "Issue 14, item 7: the data's path and counts are printed."
+    "the data's path and counts are printed."
     line = next(l for l in run['first'].stdout.splitlines() if l.startswith('data  imdb from'))
     assert 'imdb_subset (train/pos 500, train/neg 500, test/pos 500, test/neg 500, unsup 1000)' in line, line
 
 def test_a_second_run_into_a_busy_folder_stops_at_once(run):
-    "Issue 14, item 1: two jobs into one --out both reported success and the first one's result was lost."
+    "two jobs into one --out both reported success and the first one's result was lost."
     assert_user_error(run['busy'], f"is in use by another run (pid {run['holder']})")
     assert 'done ' not in run['busy'].stdout and run['busy_s'] < 60
     state = json.loads(run['state_after_first'])
     assert state['done'] == ['lm_frozen'] and state['config']['clf_bs'] == TINY['clf_bs']   # the first job's own result
 
 def test_full_disk_is_one_line_and_loses_nothing(run):
-    "Issue 14, item 9: a full disk gave a RuntimeError traceback (inline_container.cc); --resume must still work afterwards."
+    "a full disk gave a RuntimeError traceback (inline_container.cc); --resume must still work afterwards."
     assert_user_error(run['full'], f"Could not write the run's files in {run['out']}", '--resume')
     assert run['state_after_full'] == run['state_after_first']   # the finished stage is kept, nothing half-written
     assert run['second'].returncode == 0 and not list(run['out'].rglob('*.tmp'))
 
 def test_stale_lock_and_lost_vocab_do_not_block_resume(run):
-    "Issue 14, items 1 and 13: a killed job's lock is stale; a deleted lm_vocab.json is written again when the LM stage reruns."
+    "a killed job's lock is stale; a deleted lm_vocab.json is written again when the LM stage reruns."
     assert run['full'].returncode == 2 and 'in use' not in run['full'].stderr   # it took the stale lock over
     assert (run['out']/'lm_vocab.json').exists() and not (run['out']/'.lock').exists()
 
 def test_output_files_follow_the_umask(run):
-    "Issue 14, item 13: output files were created with mode 0600 whatever the umask."
+    "output files were created with mode 0600 whatever the umask."
     files = [p for p in run['out'].rglob('*') if p.is_file()]
     assert {'classifier.pkl', 'lm.pkl', 'state.json', 'report.json', 'clf_2.pth'} <= {p.name for p in files}
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o644)}
@@ -142,7 +142,7 @@ def test_rerun_without_resume_refuses(run):
     assert_user_error(cli('ulmfit', '--config', run['dir']/'tiny.json', '--out', run['out']), 'pass --resume')
 
 def test_bad_config_stops_before_training(tmp_path):
-    "Issue 14, item 2: stages [] gave a 'complete' run without a classifier, lm_bs 0 a ZeroDivisionError, [[-1, 1]] failed after the LM trained."
+    "stages [] gave a 'complete' run without a classifier, lm_bs 0 a ZeroDivisionError, [[-1, 1]] failed after the LM trained."
     probes = {'{"stages": []}': "'stages' must be a non-empty list", '{"lm_bs": 0}': "'lm_bs' must be a positive integer; got 0",
               '{"stages": [[-1, 1]]}': "'stages' item 1 must be [freeze_to, epochs, lr]",
               '[["lm_bs", 16]]': 'must be a JSON object', '{"lm_bs": "big"}': "'lm_bs' must be a positive integer; got \"big\""}
@@ -172,7 +172,7 @@ def test_classify_and_generate(run):
     assert r3.returncode == 0 and r3.stdout.lower().startswith('the movie'), r3.stderr[-2000:]
 
 def test_reviews_are_classified_as_given_and_large_files_report_progress(run):
-    "Issue 14, items 3, 4 and 12: text after -- was rewritten, arguments were dropped with --file, a large file was silent."
+    "text after -- was rewritten, arguments were dropped with --file, a large file was silent."
     reviews = [f'Review {i}: {"a great" if i % 2 else "an awful"} film.' for i in range(600)]
     f = run['dir']/'many.txt'; f.write_text('\n'.join(reviews) + '\n')
     r = cli('classify', 'ARGTEXT', '--file', f, '--model', run['out'], '--', '--well-made-film', '-a')
@@ -183,14 +183,14 @@ def test_reviews_are_classified_as_given_and_large_files_report_progress(run):
     assert_user_error(cli('classify', '-x', '5', 'Nice', '--model', run['out']), 'unrecognized arguments: -x')
 
 def test_generate_rejects_nonsense_at_once(run):
-    "Issue 14, item 8: -n 100000 ran on for minutes, --samples 0 or -3 printed nothing with exit 0, -t inf was accepted."
+    "-n 100000 ran on for minutes, --samples 0 or -3 printed nothing with exit 0, -t inf was accepted."
     for opts, needle in ((['-n', '100000'], '-n (words to add) must be from 1 to 1000'), (['--samples', '0'], '--samples must be'),
                          (['--samples', '-3'], '--samples must be'), (['-t', 'inf'], '-t (temperature) must be a positive finite'),
                          (['-t', 'nan'], '-t (temperature)')):
         assert_user_error(cli('generate', 'The movie', '--model', run['out'], *opts, timeout=60), needle)
 
 def test_mixed_up_model_files_are_named(run, tmp_path):
-    "Issue 14, item 11: lm.pkl as classifier.pkl gave 'too many values to unpack', the reverse 'unexpected keyword argument'."
+    "lm.pkl as classifier.pkl gave 'too many values to unpack', the reverse 'unexpected keyword argument'."
     shutil.copy(run['out']/'lm.pkl', tmp_path/'classifier.pkl'); shutil.copy(run['out']/'classifier.pkl', tmp_path/'lm.pkl')
     clf, lm = cli_many(['classify', 'Nice', '--model', tmp_path], ['generate', 'The', '--model', tmp_path])
     assert_user_error(clf, f"{tmp_path/'classifier.pkl'} holds a language model, not a classifier", '--resume')
@@ -205,14 +205,14 @@ def test_bad_inputs_exit_2_with_the_fix(run, tmp_path):
     assert_user_error(cli('classify', '--file', tmp_path/'nope.txt', '--model', run['out']), 'Cannot read')
     (tmp_path/'latin1.txt').write_bytes('Un film très réussi.'.encode('latin-1'))
     assert_user_error(cli('classify', '--file', tmp_path/'latin1.txt', '--model', run['out']), 'latin1.txt', 'not UTF-8 text (byte 0xe8')
-    assert_user_error(cli('classify', b'Tr\xe8s bien', '--model', run['out']), 'argument 2', 'is not UTF-8 text (byte 0xe8')   # item 11
+    assert_user_error(cli('classify', b'Tr\xe8s bien', '--model', run['out']), 'argument 2', 'is not UTF-8 text (byte 0xe8')
     assert_user_error(cli('next-token', ''), 'empty')
     r = cli('next-token', 'Hello', '--model', tmp_path/'no_model')
     assert_user_error(r, 'no_model')
-    assert f'- local folder {tmp_path/"no_model"}: does not exist' in r.stderr   # item 6: the places tried are shown
+    assert f'- local folder {tmp_path/"no_model"}: does not exist' in r.stderr   # the places tried are shown
 
 def test_wrong_data_location_is_an_error_with_its_diagnosis(tmp_path):
-    "Issue 14, items 6, 7 and 11: a wrong NLPBOOK_DATA was silently ignored, the error lost its details, a binary CSV was unnamed."
+    "a wrong NLPBOOK_DATA was silently ignored, the error lost its details, a binary CSV was unnamed."
     assert_user_error(cli('ulmfit', '--out', tmp_path/'run', env=dict(NLPBOOK_DATA=str(tmp_path))), f'in NLPBOOK_DATA={tmp_path}')
     (tmp_path/'a_file').write_text('x')
     assert_user_error(cli('ulmfit', '--out', tmp_path/'run', env=dict(NLPBOOK_DATA=str(tmp_path/'a_file'))), 'is a file')
@@ -231,7 +231,7 @@ def _no_dac_override():
     if os.geteuid() == 0 and ctypes.CDLL(None).prctl(24, 1, 0, 0, 0) != 0: os._exit(99)   # PR_CAPBSET_DROP
 
 def test_read_only_out_and_cache_stop_before_training(run, tmp_path):
-    "Issue 14, item 10: a read-only --out was found only after a stage had trained."
+    "a read-only --out was found only after a stage had trained."
     ro = tmp_path/'ro'; ro.mkdir(); ro.chmod(0o555)
     r = cli('ulmfit', '--config', run['dir']/'tiny.json', '--out', ro, preexec_fn=_no_dac_override)
     if r.returncode == 99: pytest.skip('running as root without the right to drop CAP_DAC_OVERRIDE: permissions cannot be tested')
@@ -243,7 +243,7 @@ def test_read_only_out_and_cache_stop_before_training(run, tmp_path):
     assert not (tmp_path/'run').exists()
 
 def test_ctrl_c_during_tokenisation_is_quiet(tmp_path):
-    "Issue 14, item 13: worker processes printed KeyboardInterrupt tracebacks on Ctrl-C while tokenising."
+    "worker processes printed KeyboardInterrupt tracebacks on Ctrl-C while tokenising."
     (tmp_path/'c.json').write_text(json.dumps({**TINY, 'n_per_label': 500, 'lm_n_per_label': 500, 'lm_n_unsup': 1000}))
     cache = tmp_path/'cache'
     env = dict(os.environ, OMP_NUM_THREADS='1', NLPBOOK_CACHE=str(cache))
@@ -269,11 +269,11 @@ def test_next_token_with_a_local_model(tmp_path):
                        ['next-token', 'word ' * 1100, '--model', tiny])   # one process: transformers imported once
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(r.stdout.strip().splitlines()) == 4 and 'probability' in r.stdout
-    # issue 14, item 5: a prompt longer than the model's positions died with an IndexError traceback
+    # a prompt longer than the model's positions died with an IndexError traceback
     assert_user_error(long, "prompt (1100 tokens) exceeds the model's 1024 positions")
 
 def test_a_folder_named_like_the_model_is_not_silently_used(tmp_path):
-    "Issue 14, item 13: an empty ./gpt2 in the working directory silently replaced the default model 'gpt2'."
+    "an empty ./gpt2 in the working directory silently replaced the default model 'gpt2'."
     (tmp_path/'gpt2').mkdir()
     assert_user_error(cli('next-token', 'Hello', cwd=tmp_path), 'names the folder ./gpt2 in the working directory', "hub model 'gpt2'")
 
@@ -285,12 +285,12 @@ def test_docs_has_a_page_per_notebook(tmp_path):
     assert pages == set(nbs)
     home = (tmp_path/'site'/'index.html').read_text()
     for n in nbs: assert f'href="{n}.html"' in home
-    # issue 14, item 13: a missing --executed folder silently gave pages from the unexecuted notebooks
+    # a missing --executed folder once silently gave pages from the unexecuted notebooks
     assert_user_error(cli('docs', '--out', tmp_path/'site2', '--executed', tmp_path/'nonexistent'), 'is not a folder')
     assert not (tmp_path/'site2').exists()
 
 def test_chapter_progress_is_not_buried_in_kernel_warnings(tmp_path):
-    "Issue 14, item 13: each notebook kernel printed ipykernel's 'running over TCP without encryption' warning."
+    "each notebook kernel printed ipykernel's 'running over TCP without encryption' warning."
     r = cli('chapter', '--only', 'index', '--out', tmp_path/'ch')
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'running index.ipynb' in r.stdout and 'encryption' not in r.stderr and 'WARNING' not in r.stderr, r.stderr

@@ -2,7 +2,7 @@
 import os, re, subprocess, sys, time
 from pathlib import Path
 import pytest
-from nlpbook_ch.data import (find_data, imdb_counts, check_data, download_extract, DataNotFoundError,
+from nlpbook_ch.data import (find_data, imdb_counts, imdb_workdir, check_data, download_extract, DataNotFoundError,
                              DataLayoutError, DATASETS)
 
 SHARED = Path(__file__).resolve().parents[2]/'shared'/'data'
@@ -86,3 +86,56 @@ def test_empty_path_is_refused_not_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)   # a current folder that looks like an IMDB copy
     with pytest.raises(ValueError, match='the path is empty'): find_data('imdb', path='')
     with pytest.raises(ValueError, match='the path is empty'): find_data('imdb', path='  ')
+
+def test_arguments_that_are_not_names_or_paths_are_one_line_errors():
+    "find_data(path=123) failed deep inside pathlib; find_data(None) did not say which names exist."
+    with pytest.raises(TypeError, match='Dataset name must be a string, one of imdb, imdb_full, imdb_sample, gpt2_tokenizer; got None'):
+        find_data(None)
+    for bad in (123, b'/data/imdb', ['imdb_subset']):
+        with pytest.raises(TypeError, match=r'imdb: path must be a folder or file path \(a str or pathlib.Path\), got'): find_data('imdb', path=bad)
+        with pytest.raises(TypeError, match='path must be a folder or file path'): check_data('imdb', bad)
+
+def test_imdb_workdir_refuses_a_bool_count(tmp_path):
+    "True is an int to Python: imdb_workdir(n_per_label=True) made a working copy of 1 review per label."
+    for k in ('n_per_label', 'n_unsup'):
+        for bad in (True, False, 0, 2.0, '5'):
+            with pytest.raises(ValueError, match=f'{k} must be a positive int'): imdb_workdir(dest=tmp_path/'wd', **{k: bad})
+    assert not (tmp_path/'wd').exists()
+
+def test_imdb_workdir_never_deletes_a_folder_it_did_not_make(tmp_path):
+    "A dest without imdb_workdir's marker was removed with shutil.rmtree (a user's folder, or one fastai saved models in)."
+    mine = tmp_path/'my_reviews'; (mine/'models').mkdir(parents=True); (mine/'models'/'stage2.pth').write_bytes(b'weights')
+    with pytest.raises(FileExistsError, match='is not a working copy made by imdb_workdir; pass another dest'): imdb_workdir(dest=mine)
+    assert (mine/'models'/'stage2.pth').read_bytes() == b'weights'
+
+def test_imdb_workdir_does_not_reuse_a_copy_of_other_reviews(tmp_path):
+    "The same dest asked for with other counts returned the first copy silently (20 reviews per label for 50)."
+    wd = imdb_workdir(n_per_label=20, n_unsup=10, dest=tmp_path/'wd')
+    assert imdb_workdir(n_per_label=20, n_unsup=10, dest=wd) == wd                 # made the same way: reused
+    with pytest.raises(FileExistsError, match=r'with n_per_label=20, n_unsup=10, not of .* with n_per_label=50, n_unsup=10'):
+        imdb_workdir(n_per_label=50, n_unsup=10, dest=wd)
+    (wd/'.complete').write_text(str(SHARED.resolve()/'imdb_subset'))              # the marker earlier versions wrote: the source
+    assert imdb_workdir(n_per_label=20, n_unsup=10, dest=wd) == wd
+    assert imdb_counts(wd)['train/pos'] == 20
+
+def test_fastai_on_the_working_copy_writes_nothing_beside_the_data():
+    "The documented route for fastai: TextDataLoaders.from_folder(imdb_workdir()) tokenises into the cache, not into shared/data."
+    from fastai.text.all import TextDataLoaders
+    from nlpbook_ch.core import cache_dir
+    before = sorted(p.name for p in SHARED.iterdir())
+    wd = imdb_workdir(n_per_label=3, n_unsup=2)
+    assert wd.parent == cache_dir('imdb')
+    dls = TextDataLoaders.from_folder(wd, valid='test', bs=4)
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (6, 6)
+    assert (wd.parent/f'{wd.name}_tok'/'counter.pkl').exists()
+    assert sorted(p.name for p in SHARED.iterdir()) == before
+
+def test_an_unwritable_cache_does_not_stop_reporting_an_archive(tmp_path, monkeypatch):
+    "find_data(unpack=False) only reports where imdb_full is: it needs no cache (it tried to create one, and failed)."
+    blocker = tmp_path/'a_file'; blocker.write_text('x')
+    monkeypatch.setenv('NLPBOOK_CACHE', str(blocker/'cache'))                      # cannot be created: its parent is a file
+    (tmp_path/'data'/'imdb_full').mkdir(parents=True)
+    (tmp_path/'data'/'imdb_full'/'imdb.tgz').write_bytes(b'not read')
+    monkeypatch.setenv('NLPBOOK_DATA', str(tmp_path/'data'))
+    assert find_data('imdb_full', unpack=False) == tmp_path/'data'/'imdb_full'/'imdb.tgz'
+    with pytest.raises(OSError, match='set NLPBOOK_CACHE to a writable folder'): find_data('imdb_full')   # unpacking needs it

@@ -173,7 +173,8 @@ def test_fails_fast_without_offline_switches(tmp_path):
 
 
 # ---------------------------------------------------------------- the package's own small GPT-2 (issue 13)
-SHIPPED = ROOT/'pretrained'/'gpt2_imdb_small'
+from nlpbook_ch.models import package_pretrained_dir
+SHIPPED = package_pretrained_dir()/'gpt2_imdb_small'   # shipped inside the package (nlpbook_ch/pretrained/)
 EXE = [shutil.which('nlpbook-ch')] if shutil.which('nlpbook-ch') else [sys.executable, '-m', 'nlpbook_ch.cli']
 
 @pytest.fixture
@@ -183,8 +184,8 @@ def no_pretrained_env(monkeypatch):
 @pytest.fixture(scope='module')
 def small(): return load_model(find_pretrained_gpt2(), device='cpu')
 
-def test_shipped_model_is_found_in_the_repository(no_pretrained_env):
-    assert ROOT/'pretrained' in pretrained_dirs()
+def test_shipped_model_is_found_in_the_package(no_pretrained_env):
+    assert package_pretrained_dir() in pretrained_dirs()
     assert find_pretrained_gpt2() == SHIPPED == find_pretrained_gpt2('gpt2-imdb-small')
     with pytest.raises(ValueError, match="the package has 'gpt2-imdb-small'"): find_pretrained_gpt2('gpt2-imdb-huge')
 
@@ -284,3 +285,85 @@ def test_naive_loop_never_chooses_end_of_text(tokenizer, model):
         new = bench.naive_generate(model, ids, 3, eos_id=50256)[0, 5:].tolist()
         assert 50256 not in new and new == bench.cached_generate(model, ids, 3, 50256)[0, 5:].tolist()
     finally: handle.remove()
+
+
+# ---------------------------------------------------------------- GreedyGPT2 shared by threads
+@pytest.fixture(scope='module')
+def rand_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        return GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4)).eval()
+
+class _ThenLock:
+    "A lock that, right after its first release, runs `then()`: what another thread waiting for the lock would do next."
+    def __init__(self, then): self.lock, self.then = __import__('threading').Lock(), then
+    def __enter__(self): self.lock.acquire()
+    def __exit__(self, *exc):
+        self.lock.release()
+        if self.then: f, self.then = self.then, None; f()
+
+def test_greedy_decoder_returns_its_tokens_before_the_next_call_starts(rand_gpt2):
+    """The tokens a call returns are copied while it holds the decoder's lock. They were copied after it: a thread waiting
+    for the lock overwrote them (05_gpt2's thread cell failed so, sequences differing at their first token)."""
+    from nlpbook_ch.gpt2 import GreedyGPT2
+    eos = [rand_gpt2.config.eos_token_id]
+    a, b = torch.tensor([[11, 22, 33, 44, 55, 66, 77, 88]]), torch.tensor([[5, 6, 7]])
+    want_a, want_b = (GreedyGPT2(rand_gpt2, 1, 64, eos_id=eos)(x, 20) for x in (a, b))
+    assert want_a[0, 0] != want_b[0, 0]   # else an overwritten first token would go unnoticed
+    d = GreedyGPT2(rand_gpt2, 1, 64, eos_id=eos)
+    got_b = []
+    d.lock = _ThenLock(lambda: got_b.append(d(b, 20)))   # b's call runs as soon as a's releases the lock
+    got_a = d(a, 20)
+    assert torch.equal(got_a, want_a) and torch.equal(got_b[0], want_b)
+
+def test_threads_asking_at_once_get_one_decoder(rand_gpt2, monkeypatch):
+    "_greedy_decoder makes one decoder per key even when threads ask at the same moment (each made its own before)."
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    import nlpbook_ch.gpt2 as g
+    class Slow(g.GreedyGPT2):
+        def __init__(self, *a, **k): time.sleep(0.3); super().__init__(*a, **k)   # the others ask while the first is made
+    monkeypatch.setattr(g, 'GreedyGPT2', Slow)
+    g._DECODERS.pop(rand_gpt2, None)
+    start = threading.Barrier(4)
+    def ask(_): start.wait(); return g._greedy_decoder(rand_gpt2, 1, 50, [50256])
+    with ThreadPoolExecutor(4) as ex: ds = list(ex.map(ask, range(4)))
+    assert len({id(d) for d in ds}) == 1 and len(g._DECODERS[rand_gpt2]) == 1
+
+def test_threads_share_decoders_and_get_one_threads_tokens(rand_gpt2):
+    "05_gpt2's thread cell, repeated: 8 prompts from 4 threads give the tokens of one thread."
+    from concurrent.futures import ThreadPoolExecutor
+    from nlpbook_ch.gpt2 import _greedy_decoder
+    y = torch.randint(0, 50257, (1, 40), generator=torch.Generator().manual_seed(0))
+    xs = [y[:, :t] for t in (3, 5, 8, 13, 4, 6, 9, 11)]
+    run = lambda x: _greedy_decoder(rand_gpt2, 1, 40, [50256])(x, 20)
+    one = [run(x) for x in xs]
+    for _ in range(5):
+        with ThreadPoolExecutor(4) as ex: assert all(torch.equal(m, o) for m, o in zip(ex.map(run, xs), one))
+
+def test_attention_without_cudnn_is_kept_until_the_last_thread_leaves():
+    """torch's sdpa_kernel sets process-wide flags: a thread leaving restored cuDNN under another still inside, and the last
+    one out left it off for good. The flags exist without a GPU, so a CUDA device object is enough to test them."""
+    from nlpbook_ch.gpt2 import _sdpa_without_cudnn
+    cuda, cudnn_on = torch.device('cuda'), torch.backends.cuda.cudnn_sdp_enabled
+    before = cudnn_on()
+    try:
+        for initially in (True, False):
+            torch.backends.cuda.enable_cudnn_sdp(initially)
+            a, b = _sdpa_without_cudnn(cuda), _sdpa_without_cudnn(cuda)
+            a.__enter__(); b.__enter__()                    # two threads inside
+            assert not cudnn_on()
+            a.__exit__(None, None, None)                    # the first leaves, the second still computes
+            assert not cudnn_on()
+            b.__exit__(None, None, None)
+            assert cudnn_on() == initially                  # as before the first came in
+        with _sdpa_without_cudnn(torch.device('cpu')): assert cudnn_on() == initially   # the CPU's attention is left alone
+    finally: torch.backends.cuda.enable_cudnn_sdp(before)
+
+def test_encode_prompt_without_a_tokenizer_is_a_clear_error(tokenizer):
+    "encode_prompt(None, 'x') raised AttributeError: 'NoneType' object has no attribute 'encode'; swapped arguments, a str one."
+    for bad in (None, 42, PROMPT):
+        with pytest.raises(TypeError, match=r"tokenizer must be a tokenizer \(e.g. load_tokenizer\('gpt2'\)\), the first argument"):
+            encode_prompt(bad, 'x')
+    with pytest.raises(TypeError, match='got str'): encode_prompt(PROMPT, tokenizer)

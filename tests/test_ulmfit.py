@@ -73,7 +73,7 @@ def test_classifier_on_encoder_predict_and_fp16_path(tiny):
     assert len(U.results_table(clf, n=4)) == 4
 
 def test_full_config_is_the_chapters():
-    cfg = U.ulmfit_config('full')
+    cfg = U.ulmfit_config('full', cpu=False)   # the chapter's preset (a GPU); FULL_CPU without one
     assert cfg.stages == ((-1, 1, 2e-2), (-2, 1, 1e-2), (-3, 1, 5e-3), (None, 2, 1e-3))
     assert cfg.pretrained and cfg.arch == {} and cfg.lm_unfrozen == (10, 1e-3) and cfg.lr_factor == 2.6**4
     assert cfg.drop_mult == 0.5 and cfg.wd == 0.1
@@ -82,10 +82,10 @@ def test_full_mode_offline_starts_from_the_project_model(monkeypatch, tmp_path):
     monkeypatch.setenv('FASTAI_HOME', str(tmp_path))
     monkeypatch.setenv('NLPBOOK_OFFLINE', '1')
     msgs = []
-    pre = U.resolve_pretrained(U.ulmfit_config('full'), log=msgs.append)
+    pre = U.resolve_pretrained(U.ulmfit_config('full', cpu=False), log=msgs.append)
     assert pre.source == 'project' and pre.arch == U.SMALL_AWD_LSTM and (pre.folder/'lm_weights.pth').exists()
     assert 'offline: starting from' in msgs[0] and 'awd_lstm_imdb_small' in msgs[0]
-    assert U.want_pretrained(U.ulmfit_config('full')) is False
+    assert U.want_pretrained(U.ulmfit_config('full', cpu=False)) is False
     assert not (tmp_path/'archive').exists()   # no lock files left behind
 
 def test_pretrained_of_another_size_is_refused():

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Per-test durations of two pytest runs side by side (from their `--durations=0` output), as a markdown table.
 
-    python bench/suite_durations.py A.log B.log --names "H100 machine" "2-core CPU" > table.md
+    python tools/suite_durations.py A.log B.log --names "GPU machine" "laptop" > table.md
 """
-import argparse, re, sys
+import argparse, re
 from pathlib import Path
 
 LINE = re.compile(r'^\s*([\d.]+)s (setup|call|teardown)\s+(\S+)')

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Does `schedule_for` fix ULMFiT with few labels? The sample-efficiency points of `ulmfit_ablation.py`, re-run with the
+classifier's batch and epochs from `nlpbook_ch.owndata.schedule_for` instead of quick mode's (batch 32, 1 epoch per stage).
+
+Everything else is the ablation's (c), reusing its functions: the project's pretrained AWD-LSTM, the language model
+fine-tuned once per seed on quick mode's 400 subset reviews (`train_lm`: the same LM as the ablation's curve), the
+first n/2 training reviews per label (`train_subset`), validation on all 1,000 `test/` reviews of the subset. Beside
+it, the TF-IDF baselines on the same reviews: the ablation's (C=10) and `owndata.tfidf_baseline` (C by cross-validation).
+
+During training each epoch validates on one batch only (the stages' own accuracies are not used); the final model is
+then validated on all 1,000 test reviews, which is the number reported.
+
+    python bench/owndata_schedule.py                    # seeds 42 43 44, 50 and 100 labelled reviews
+    python bench/owndata_schedule.py --sizes 50 1000    # other sizes
+    python bench/owndata_schedule.py --smoke            # one seed, 50 reviews, 1 epoch per stage: a smoke run
+
+Writes bench/results/owndata_schedule.{md,json} (--smoke: owndata_schedule_smoke.*).
+"""
+import argparse, json, sys, time, warnings
+from dataclasses import replace
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+
+ABLATION_50 = dict(ulmfit=0.527, tfidf=0.683, source='bench/results/ulmfit_ablation.md: 50 labelled reviews, batch 32, 3 seeds')
+
+def _load_ablation():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('ulmfit_ablation', C.BENCH/'ulmfit_ablation.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+def train_scheduled(cfg, dls, encoder:str, lm_path) -> dict:
+    "Gradual unfreezing with `cfg.stages` from the fine-tuned `encoder`, validating on one batch per epoch; accuracy on the full validation set."
+    from nlpbook_ch.ulmfit import make_classifier, load_encoder, gradual_unfreeze, free_memory
+    t0 = time.perf_counter()
+    full_valid = dls.valid
+    dls.valid = full_valid.new(shuffle=False, drop_last=False, n=full_valid.bs)   # one batch: cheap per-epoch metrics
+    learn = make_classifier(dls, cfg, path=lm_path)
+    learn = load_encoder(learn, encoder)
+    with learn.no_bar(), learn.no_logging(): gradual_unfreeze(learn, cfg.stages, cfg.lr_factor)
+    train_s = time.perf_counter() - t0
+    with learn.no_bar(), learn.no_logging(): loss, acc = learn.validate(dl=full_valid)
+    dls.valid = full_valid
+    res = dict(accuracy=float(acc), n_train=len(dls.train_ds), n_valid=len(full_valid.dataset), train_seconds=round(train_s, 1),
+               seconds=round(time.perf_counter() - t0, 1), steps=sum(e for _, e, _ in cfg.stages) * (len(dls.train_ds) // cfg.clf_bs))
+    del learn; free_memory()
+    return res
+
+def run(seeds=(42, 43, 44), sizes=(50, 100), smoke=False, log=print) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    warnings.filterwarnings('ignore')
+    from nlpbook_ch.ulmfit import ulmfit_config, imdb_paths
+    from nlpbook_ch.owndata import schedule_for, tfidf_baseline
+    abl = _load_ablation()
+    info, t_start = C.machine_info(), time.perf_counter()
+    clf_path, lm_path = imdb_paths(ulmfit_config('quick'))
+    valid = abl.labelled_files(clf_path, 'test')
+    xv, yv = abl.read_reviews(valid)
+    rows, schedules = [], {}
+    for seed in seeds:
+        cfg = ulmfit_config('quick', seed=seed)
+        enc = f'bench-lm-s{seed}'
+        lm = abl.train_lm(cfg, lm_path, enc); vocab = lm.pop('vocab')
+        log(f"seed {seed}: LM perplexity {lm['perplexity']:.1f} in {lm['seconds']:.0f}s")
+        for n in sizes:
+            keep = abl.train_subset(n)
+            s = schedule_for(n, 2); schedules[n] = s
+            stages = tuple((ft, 1, lr) for ft, _, lr in s['stages']) if smoke else s['stages']
+            cfg_n = replace(cfg, clf_bs=s['clf_bs'], stages=stages)
+            r = train_scheduled(cfg_n, abl.subset_dataloaders(clf_path, cfg_n, keep, vocab), enc, lm_path)
+            xt, yt = abl.read_reviews(keep)
+            tf = tfidf_baseline(xt, yt, xv, yv, seed=0)
+            tf10 = abl.tfidf_baseline(keep, valid, seed=seed)
+            rows.append(dict(seed=seed, n_labelled=n, ulmfit=r['accuracy'], steps=r['steps'], seconds=r['seconds'], lm_seconds=round(lm['seconds'], 1),
+                             tfidf_cv=tf['accuracy'], tfidf_cv_C=tf['C'], tfidf_C10=tf10['accuracy']))
+            log(f"seed {seed} n={n}: ULMFiT (schedule_for: batch {s['clf_bs']}, {r['steps']} steps) {r['accuracy']:.4f} in {r['seconds']:.0f}s; "
+                f"TF-IDF C by CV {tf['accuracy']:.4f} (C {tf['C']}), C=10 {tf10['accuracy']:.4f}")
+    info['load_at_end'], info['total_seconds'] = C.loadavg(), round(time.perf_counter() - t_start, 1)
+    return dict(machine=info, seeds=list(seeds), sizes=list(sizes), smoke=smoke, rows=rows, ablation_50=ABLATION_50,
+                schedules={n: {k: v for k, v in s.items()} for n, s in schedules.items()})
+
+def markdown(res:dict, cmd:str) -> str:
+    import pandas as pd
+    df = pd.DataFrame(res['rows'])
+    g = df.groupby('n_labelled')
+    table = [dict(**{'labelled reviews': n, 'ULMFiT, schedule_for (mean ± sd)': f"{x.ulmfit.mean():.3f} ± {x.ulmfit.std(ddof=1) if len(x) > 1 else 0:.3f}",
+                   'per seed': ', '.join(f'{a:.3f}' for a in x.ulmfit), 'optimiser steps': int(x.steps.iloc[0]),
+                   'TF-IDF, C by CV': f"{x.tfidf_cv.mean():.3f}", 'TF-IDF, C=10 (the ablation\'s)': f"{x.tfidf_C10.mean():.3f}",
+                   'classifier s per seed': f"{x.seconds.mean():.0f}"}) for n, x in g]
+    sched = '\n'.join(f"- {n}: {s['why']}" for n, s in res['schedules'].items())
+    a = res['ablation_50']
+    return '\n'.join([
+        '# ULMFiT with few labels: quick mode\'s schedule vs `schedule_for`', '',
+        f"Generated by `{cmd}` on {res['machine']['date']}; whole run {res['machine']['total_seconds']:.0f} s. Do not edit by hand: rerun the script.",
+        '' if not res['smoke'] else '\n**Smoke run** (1 epoch per stage): its numbers say nothing.\n',
+        '## Set-up', '', (__doc__.split('\n\n')[1] + '\n\n' + __doc__.split('\n\n')[2]).replace('\n', ' '), '',
+        'Schedules (`schedule_for(n, 2)`):', '', sched, '',
+        '## Results', '', C.md_table(table), '',
+        f"Before (quick mode's batch 32, 4 epochs, {a['source']}): at 50 labelled reviews ULMFiT {a['ulmfit']:.3f}, TF-IDF {a['tfidf']:.3f}.", '',
+        '## Machine', '', C.machine_md(res['machine']), ''])
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--seeds', type=int, nargs='+', default=[42, 43, 44])
+    p.add_argument('--sizes', type=int, nargs='+', default=[50, 100])
+    p.add_argument('--smoke', action='store_true', help='one seed, 50 reviews, 1 epoch per stage; results named *_smoke')
+    p.add_argument('--out', type=Path, default=C.RESULTS)
+    a = p.parse_args(argv)
+    res = run(seeds=a.seeds[:1] if a.smoke else a.seeds, sizes=[50] if a.smoke else a.sizes, smoke=a.smoke)
+    cmd = 'python bench/owndata_schedule.py' + (' --smoke' if a.smoke else '') + ('' if a.sizes == [50, 100] or a.smoke else ' --sizes ' + ' '.join(map(str, a.sizes)))
+    from nlpbook_ch.core import atomic_path
+    stem = 'owndata_schedule_smoke' if a.smoke else 'owndata_schedule'
+    a.out.mkdir(parents=True, exist_ok=True)
+    for ext, text in (('json', json.dumps(res, indent=1, default=str)), ('md', markdown(res, cmd))):
+        with atomic_path(a.out/f'{stem}.{ext}') as tmp: tmp.write_text(text)
+    print(a.out/f'{stem}.md')
+
+if __name__ == '__main__': main()
