@@ -797,15 +797,12 @@ def md_full(res:dict) -> str:
     return '\n'.join(L + failures(res))
 
 # ================================================================ part `suite`
-DURATION = re.compile(r'^\s*([\d.]+)s (setup|call|teardown)\s+(\S+)')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tools'))
+from suite_durations import durations as _durations   # pytest's `--durations` section, read once for both
 
 def durations(text:str) -> dict:
     "Seconds per test (setup + call + teardown) from pytest's `--durations` section."
-    res = {}
-    for l in text.splitlines():
-        m = DURATION.match(l)
-        if m: res[m.group(3)] = round(res.get(m.group(3), 0) + float(m.group(1)), 2)
-    return res
+    return {k: round(v, 2) for k, v in _durations(text).items()}
 
 def startup_times(env:dict) -> dict:
     "Where a command-line process's start-up goes: the slowest imports of `import nlpbook_ch.cli` (cumulative µs) and `nlpbook-ch data`'s wall time, twice."

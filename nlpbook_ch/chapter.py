@@ -17,7 +17,7 @@ FIGURES = {
     '04_ulmfit': "dict(pretrained_start=pre.describe(), lm_perplexity_before=float(lm_before[2]), lm_perplexity=float(lm_after[2]), "
                  "quick_classifier_accuracy=quick_acc, stage_accuracy=[round(float(a), 4) for a in stages.accuracy], "
                  "tfidf_accuracy=round(tfidf_acc, 4))",
-    '05_gpt2': "dict(gpt2_next_token_completion=completion, gpt2_model=answered_by)",
+    '05_gpt2': "dict(gpt2_next_token_completion=predicted_text, gpt2_model=answered_by)",
 }
 "For each notebook, an expression evaluated in its kernel after it ran: the figures the summary reports."
 _MARK = 'NLPBOOK_FIGURES='
@@ -29,7 +29,8 @@ def repo_notebooks() -> list:
         if nbs.is_dir():
             found = sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith('_'))
             return sorted(found, key=lambda p: p.name != 'index.ipynb')
-    raise FileNotFoundError("The chapter notebooks (nbs/) were not found: run this command inside a clone of the repository")
+    from nlpbook_ch.models import repo_url
+    raise FileNotFoundError(f"The chapter notebooks (nbs/) were not found: they come with a clone of the repository; run this command inside one (git clone {repo_url()})")
 
 def flags_to_skip(mode) -> set:
     "Test flags whose cells this machine cannot or should not run: `slow` always, `cuda` without a GPU, `multicuda` without two, `online` offline."
@@ -62,7 +63,8 @@ def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'multicud
     if expr: nb.cells.append(nbformat.v4.new_code_cell(f"import json as _j; print({_MARK!r} + _j.dumps({expr}, default=str))"))
     with tempfile.TemporaryDirectory(prefix='nlpbook-kernel-') as sockets:
         NotebookClient(nb, kernel_name='python3', timeout=timeout, kernel_manager_class=_kernel_manager(sockets),
-                       resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute()
+                       resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute(
+            env={k: v for k, v in os.environ.items() if k != 'MPLBACKEND'})   # MPLBACKEND=Agg (set by the tests) would stop the kernel from showing plots inline
     figs = {}
     if expr:
         cell = nb.cells.pop()

@@ -13,7 +13,7 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from pathlib import Path
 from fastcore.script import Param
 from fastcore.docments import docments
-from .core import get_mode
+from .core import get_mode, cache_dir
 from .data import find_data, DATASETS, DataNotFoundError
 # the library the commands call; re-exported here, where these names lived before the job, predict and chapter modules
 from .job import (stage_names, config_to_json, read_state, check_config, config_from_json, StorageFullError, run_ulmfit,
@@ -26,8 +26,9 @@ from .docs import build_docs
 # %% ../nbs/13_cli.ipynb #6b141b63
 def _fmt_table(df) -> str: return df.to_string(index=False)
 
-def cmd_data():
-    "Show where each dataset was found (or how to provide it), with counts"
+def cmd_data(for_fastai:Param("also put IMDB and the sample where fastai's untar_data looks ($FASTAI_HOME/data), so the chapter's first cells run offline", action='store_true')=False,
+             subset:Param("with --for-fastai: the shipped 3,000-review subset instead of all 100,000 reviews", action='store_true')=False):
+    "Show where each dataset was found (or how to provide it), with counts; --for-fastai: put it where fastai looks"
     from nlpbook_ch.data import imdb_counts, load_imdb_sample
     missing = []
     for name in DATASETS:
@@ -45,7 +46,14 @@ def cmd_data():
             for l in lines[1:]: print(f"{'':17}{l.strip()}")
             continue
         print(f'{name:15} {p}  ({extra})')
-    if missing: raise DataNotFoundError(f"not found offline: {', '.join(missing)} (see above)")
+    try: cache_dir(); cache_error = None   # where tokenised texts and checkpoints go: one that cannot be made is said after every dataset's line
+    except OSError as e: cache_error = e
+    if missing: raise DataNotFoundError(f"not found offline: {', '.join(missing)} (see above)" + (f"; and {cache_error}" if cache_error else ''))
+    if cache_error: raise cache_error
+    if for_fastai:
+        from nlpbook_ch.data import for_fastai as _for_fastai
+        print("\nfor fastai's untar_data (the chapter's `untar_data(URLs.IMDB)` now runs offline):")
+        _for_fastai('imdb' if subset else 'imdb_full', log=lambda m: print(f'  {m}'))
 
 def cmd_chapter(mode:Param("quick or full (default: $NLPBOOK_MODE, else full on CUDA, quick on CPU)", str)=None,
                 out:Param("folder for the executed notebooks", str)='chapter_run',
@@ -350,8 +358,13 @@ def main(argv=None) -> int:
     return 0
 
 def console():
-    "The console-script wrapper: exit with `main`'s status."
-    sys.exit(main())
+    "The console-script wrapper: exit with `main`'s status (quietly, 141, when the reader of our output has gone: `| head`)."
+    code = main()
+    try: sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
+    sys.exit(code)
 
 # %% ../nbs/13_cli.ipynb #9c33068a
 import builtins

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['DATASETS', 'DataNotFoundError', 'DataLayoutError', 'DatasetSpec', 'get_spec', 'check_data', 'shared_data_dirs',
            'data_candidates', 'download_extract', 'imdb_full_cache', 'unpack_archive', 'find_data', 'imdb_unsup_dir',
-           'imdb_counts', 'imdb_workdir', 'load_imdb_sample']
+           'imdb_counts', 'imdb_workdir', 'load_imdb_sample', 'for_fastai']
 
 # %% ../nbs/01_data.ipynb #172e6f9c
-import os, json, shutil, tarfile, tempfile
+import os, sys, json, shutil, tarfile, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import hashlib
-from .core import is_online, atomic_dir, cache_dir, env_flag
+from .core import is_online, atomic_dir, cache_dir, env_flag, cache_lock
 
 # %% ../nbs/01_data.ipynb #9dcddd53
 class DataNotFoundError(FileNotFoundError):
@@ -198,7 +198,8 @@ def _usable(name, p, unpack=True) -> Path:
         raise
     if not dest.exists():   # it only ever exists complete (atomic_dir)
         if not unpack: return arc
-        unpack_archive(arc, dest)
+        with cache_lock(dest.with_name(dest.name + '-unpack'), log=lambda m: print(m, file=sys.stderr)):   # a second process waits
+            if not dest.exists(): unpack_archive(arc, dest)                                                     # and finds it unpacked
     return check_data(name, dest)
 
 # %% ../nbs/01_data.ipynb #4007ade8
@@ -288,21 +289,22 @@ def imdb_workdir(path=None, n_per_label=None, n_unsup=None, dest=None) -> Path:
     made = dict(source=str(src), n_per_label=n_per_label, n_unsup=n_unsup)
     tag = f"{src.name}-{hashlib.sha1(str(src).encode()).hexdigest()[:8]}-{n_per_label or 'all'}-{n_unsup or 'all'}"
     dest = Path(dest) if dest is not None else cache_dir('imdb')/tag
-    if dest.exists():   # never deleted: fastai may have saved models or tokenised texts in it, or it is not ours at all
-        was = _workdir_made_for(dest)
-        if was is None: raise FileExistsError(f"{dest} exists and is not a working copy made by imdb_workdir; pass another dest")
-        if any(was.get(k, v) != v for k, v in made.items()):
-            say = lambda d: f"{d['source']} with n_per_label={d.get('n_per_label')}, n_unsup={d.get('n_unsup')}"
-            raise FileExistsError(f"{dest} is a working copy of {say(was)}, not of {say(made)}; pass another dest")
-        return dest
-    with atomic_dir(dest) as tmp:
-        parts = [(f'{s}/{l}', src/s/l, n_per_label) for s in ('train', 'test') for l in ('pos', 'neg')]
-        u = imdb_unsup_dir(src)
-        if u is not None: parts.append(('unsup', u, n_unsup))
-        for rel, folder, n in parts:
-            (tmp/rel).mkdir(parents=True)
-            for f in _pick(folder, n): (tmp/rel/f.name).symlink_to(f)
-        (tmp/'.complete').write_text(json.dumps(made))
+    with cache_lock(dest):   # two jobs on one fresh cache: the second waits, then finds the copy made
+        if dest.exists():   # never deleted: fastai may have saved models or tokenised texts in it, or it is not ours at all
+            was = _workdir_made_for(dest)
+            if was is None: raise FileExistsError(f"{dest} exists and is not a working copy made by imdb_workdir; pass another dest")
+            if any(was.get(k, v) != v for k, v in made.items()):
+                say = lambda d: f"{d['source']} with n_per_label={d.get('n_per_label')}, n_unsup={d.get('n_unsup')}"
+                raise FileExistsError(f"{dest} is a working copy of {say(was)}, not of {say(made)}; pass another dest")
+            return dest
+        with atomic_dir(dest) as tmp:
+            parts = [(f'{s}/{l}', src/s/l, n_per_label) for s in ('train', 'test') for l in ('pos', 'neg')]
+            u = imdb_unsup_dir(src)
+            if u is not None: parts.append(('unsup', u, n_unsup))
+            for rel, folder, n in parts:
+                (tmp/rel).mkdir(parents=True)
+                for f in _pick(folder, n): (tmp/rel/f.name).symlink_to(f)
+            (tmp/'.complete').write_text(json.dumps(made))
     return dest
 
 # %% ../nbs/01_data.ipynb #a9e8be27
@@ -315,3 +317,29 @@ def load_imdb_sample(path=None):
     df['is_valid'] = df['is_valid'].astype(str).str.lower().map({'true': True, 'false': False})
     if df['is_valid'].isna().any(): raise ValueError("imdb_sample: is_valid must hold True/False")
     return df
+
+# %% ../nbs/01_data.ipynb #3926baeb
+def _copy_tree(src, dest):
+    "Copy the folder `src` to a new folder `dest`, atomically, with hard links where the file system allows (no second copy on disk)."
+    def link(a, b):
+        try: os.link(a, b)
+        except OSError: shutil.copy2(a, b)
+    with atomic_dir(dest) as tmp: shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=link, symlinks=False)
+    return dest
+
+def for_fastai(imdb:str='imdb_full', log=print) -> dict:
+    "Put IMDB (`imdb_full`, or the `imdb` subset) and the IMDB sample where fastai's `untar_data` looks, so that `untar_data(URLs.IMDB)` works offline."
+    if imdb not in ('imdb_full', 'imdb'): raise ValueError(f"imdb must be 'imdb_full' (all 100,000 reviews) or 'imdb' (the subset), got {imdb!r}")
+    from fastai.data.external import fastai_cfg
+    root = Path(fastai_cfg().path('data'))
+    res = {}
+    for name, dest in ((imdb, root/'imdb'), ('imdb_sample', root/'imdb_sample')):
+        with cache_lock(dest):
+            if dest.exists():
+                log(f"{name:12} {dest} already exists: left as it is"); res[name] = dest; continue
+            src = find_data(name)                    # unpacks the local archive into the cache first, if need be
+            if name == 'imdb_sample':
+                with atomic_dir(dest) as tmp: shutil.copyfile(src, tmp/'texts.csv')
+            else: _copy_tree(src, dest)
+            log(f"{name:12} {src} -> {dest}"); res[name] = dest
+    return res

@@ -227,7 +227,7 @@ def schedule_for(n_train:int, n_classes:int) -> dict:
            f"language model batch {bs}, 1 frozen epoch, then {lm_e} unfrozen (about {LM_TEXTS_READ:,} texts read, 1 to 4 epochs)")
     return dict(clf_bs=bs, lm_bs=bs, lm_frozen=(1, 1e-2), lm_unfrozen=(lm_e, 1e-3), stages=stages, why=why)
 
-# %% ../nbs/06_owndata.ipynb #54e90876
+# %% ../nbs/06_owndata.ipynb #d86bfc03
 def _check_frame(df):
     "A `DataError` unless `df` has `read_labelled`'s columns."
     if not isinstance(df, pd.DataFrame): raise TypeError(f"Expected the DataFrame read_labelled returns, got {type(df).__name__}")
@@ -235,7 +235,7 @@ def _check_frame(df):
     if missing: raise DataError(f"The DataFrame lacks the column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))}): "
                                 "build it with read_labelled")
 
-# %% ../nbs/06_owndata.ipynb #70eb1238
+# %% ../nbs/06_owndata.ipynb #fb80fae0
 def own_lm_dataloaders(df:pd.DataFrame, cfg:ULMFiTConfig, bs=None, path='.', backwards=False):
     "Language-model DataLoaders over every text of `df` (training and validation, labels unused), 10% held out: `lm_dataloaders` for a DataFrame."
     _check_frame(df)
@@ -245,7 +245,7 @@ def own_lm_dataloaders(df:pd.DataFrame, cfg:ULMFiTConfig, bs=None, path='.', bac
     return db.dataloaders(df[['text']].reset_index(drop=True), path=path, bs=pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len,
                           dl_type=StreamLMDataLoader, **loader_kwargs())
 
-# %% ../nbs/06_owndata.ipynb #2e702562
+# %% ../nbs/06_owndata.ipynb #4b1c24a6
 def own_clf_dataloaders(df:pd.DataFrame, cfg:ULMFiTConfig, text_vocab=None, bs=None, path='.', backwards=False):
     "Classifier DataLoaders from `df`: rows with `is_valid` False train, True validate; `clf_dataloaders` for a DataFrame (texts reversed if `backwards`)."
     _check_frame(df)
@@ -256,7 +256,7 @@ def own_clf_dataloaders(df:pd.DataFrame, cfg:ULMFiTConfig, text_vocab=None, bs=N
     return db.dataloaders(df.reset_index(drop=True), path=path, bs=pick_batch_size(cfg.clf_bs, 'clf', bs), seq_len=cfg.seq_len,
                           **loader_kwargs(cfg))
 
-# %% ../nbs/06_owndata.ipynb #1162abef
+# %% ../nbs/06_owndata.ipynb #7d5795d5
 def classification_report(y_true, y_pred, classes=None) -> dict:
     "Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: true label, columns: predicted)."
     t, p = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
@@ -277,7 +277,7 @@ def classification_report(y_true, y_pred, classes=None) -> dict:
     return dict(accuracy=float(tp.sum() / len(t)), macro_f1=float(f1[seen].mean()), n=int(len(t)), classes=[str(c) for c in classes],
                 per_class=per, confusion=cm.tolist())
 
-# %% ../nbs/06_owndata.ipynb #e7ea8580
+# %% ../nbs/06_owndata.ipynb #7ff7fd3f
 def _md(s) -> str: return str(s).replace('|', '\\|')
 
 def report_markdown(report:dict, title:str|None=None) -> str:
@@ -292,7 +292,7 @@ def report_markdown(report:dict, title:str|None=None) -> str:
     out += [f'| {_md(c)} | ' + ' | '.join(f'{v:,}' for v in row) + ' |' for c, row in zip(cls, report['confusion'])]
     return '\n'.join(out) + '\n'
 
-# %% ../nbs/06_owndata.ipynb #96fe103c
+# %% ../nbs/06_owndata.ipynb #7bc316ab
 def plot_confusion_png(report:dict, path, title:str|None=None) -> Path:
     "The confusion matrix of a `classification_report` as a PNG at `path` (written atomically; matplotlib's Agg backend)."
     from matplotlib.figure import Figure
@@ -313,7 +313,7 @@ def plot_confusion_png(report:dict, path, title:str|None=None) -> Path:
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png')
     return path
 
-# %% ../nbs/06_owndata.ipynb #5a22f73b
+# %% ../nbs/06_owndata.ipynb #0f46e25b
 TFIDF_CS = (1.0, 10.0, 100.0, 1000.0)
 "The logistic regression's inverse regularisation strengths `tfidf_baseline` chooses from."
 NBSVM_CS = (0.01, 0.1, 1.0)
@@ -333,7 +333,7 @@ def _choose(fit_predict, X, y, grid, folds) -> tuple:
     best = max(scores.values())
     return min(c for c, s in scores.items() if s >= best - 1e-12), scores
 
-# %% ../nbs/06_owndata.ipynb #578c7ecc
+# %% ../nbs/06_owndata.ipynb #9d838af7
 def _baseline(name, vec, fit_predict, grid, train_texts, train_labels, valid_texts, valid_labels, seed, cv) -> dict:
     "Shared steps of the baselines: check, vectorise, choose C on the training part, fit, predict, report."
     import warnings
@@ -356,7 +356,7 @@ def _baseline(name, vec, fit_predict, grid, train_texts, train_labels, valid_tex
                 seconds_by_step=dict(features=t1 - t0, choose_C=t2 - t1, fit_predict=time.perf_counter() - t2),
                 predictions=[given[p] for p in pred], report=rep)
 
-# %% ../nbs/06_owndata.ipynb #a2ab054f
+# %% ../nbs/06_owndata.ipynb #5393c498
 def tfidf_baseline(train_texts, train_labels, valid_texts, valid_labels, seed=0, cv:int=5) -> dict:
     "TF-IDF (word 1-2 grams, sublinear tf) + logistic regression, one-vs-rest for 3+ classes; C chosen by `cv`-fold cross-validation on the training part."
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -368,7 +368,7 @@ def tfidf_baseline(train_texts, train_labels, valid_texts, valid_labels, seed=0,
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2 if len(train_texts) >= 200 else 1)
     return _baseline('tfidf_lr', vec, fit_predict, TFIDF_CS, train_texts, train_labels, valid_texts, valid_labels, seed, cv)
 
-# %% ../nbs/06_owndata.ipynb #28cbabce
+# %% ../nbs/06_owndata.ipynb #88035f10
 def _nb_ratio(X, pos, alpha=1.0) -> np.ndarray:
     "Wang and Manning's log-count ratio r = log((p/|p|1) / (q/|q|1)), p and q the smoothed feature counts of the positive and negative texts."
     p = alpha + np.asarray(X[pos].sum(0)).ravel()
@@ -385,7 +385,7 @@ def _nbsvm_scores(Xa, pos, Xb, C, seed, beta=0.25) -> np.ndarray:
     nb_score = np.asarray(Xb @ r).ravel() + np.log(pos.mean() / (1 - pos.mean()))   # naive Bayes: log-count ratios and log prior ratio
     return beta * svm_score + (1 - beta) * np.abs(w).mean() * nb_score   # w' = (1 - beta) mean|w| + beta w, the biases alike
 
-# %% ../nbs/06_owndata.ipynb #36379b56
+# %% ../nbs/06_owndata.ipynb #9c9c0752
 def nbsvm_baseline(train_texts, train_labels, valid_texts, valid_labels, seed=0, cv:int=5, beta:float=0.25) -> dict:
     "NB-SVM (Wang and Manning 2012) on binarised word 1-2 grams, one-vs-rest for 3+ classes; C chosen by `cv`-fold cross-validation on the training part."
     from sklearn.feature_extraction.text import CountVectorizer

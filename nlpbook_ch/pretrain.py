@@ -28,10 +28,12 @@ def _pos_int(v, name:str) -> int:
     if not _is_int(v) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
     return int(v)
 
-def _max_docs_ok(v):
-    "`v` if it is None (every document) or a positive int, else a one-line `ValueError`."
-    if v is not None and (not _is_int(v) or v < 1): raise ValueError(f"max_docs must be a positive int, or None for every document, got {v!r}")
+def _none_or_pos_int(v, name:str, none:str):
+    "`v` if it is None (meaning `none`) or a positive int, else a one-line `ValueError` naming `name`."
+    if v is not None and (not _is_int(v) or v < 1): raise ValueError(f"{name} must be a positive int, or None for {none}, got {v!r}")
     return v
+
+def _max_docs_ok(v): return _none_or_pos_int(v, 'max_docs', 'every document')
 
 def _frac_ok(v, name='valid_frac') -> float:
     "`v` if it is a number strictly between 0 and 1, else a one-line `ValueError`."
@@ -44,10 +46,7 @@ def _seed_ok(v) -> int:
     if not _is_int(v) or v < 0: raise ValueError(f"seed must be an int >= 0, got {v!r}")
     return int(v)
 
-def _threads_ok(v):
-    "`v` if it is None (torch's default) or a positive int, else a one-line `ValueError` (torch's own is a traceback)."
-    if v is not None and (not _is_int(v) or v < 1): raise ValueError(f"threads must be a positive int, or None for torch's default, got {v!r}")
-    return v
+def _threads_ok(v): return _none_or_pos_int(v, 'threads', "torch's default")   # torch's own error is a traceback
 
 # %% ../nbs/03_pretrain.ipynb #4263093b
 CORPUS_PARTS = ('train/neg', 'train/pos', 'unsup')

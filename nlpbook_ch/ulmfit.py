@@ -20,7 +20,8 @@ import numpy as np, pandas as pd, torch
 from fastai.text.all import (AWD_LSTM, TextDataLoaders, TextBlock, CategoryBlock, DataBlock, get_text_files,
     parent_label, GrandparentSplitter, RandomSplitter, text_classifier_learner, language_model_learner,
     accuracy, Perplexity, MixedPrecision, ClassificationInterpretation, awd_lstm_lm_config, awd_lstm_clas_config,
-    get_model, save_model, defaults, Callback, to_float, UNK, PAD, BOS, TK_MAJ, TK_UP, TK_REP, TK_WREP, LMDataLoader, LMTensorText, TensorText, to_np)
+    get_model, save_model, defaults, Callback, to_float, UNK, PAD, BOS, TK_MAJ, TK_UP, TK_REP, TK_WREP, LMDataLoader, LMTensorText, TensorText, to_np,
+    decode_spec_tokens)
 from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, native_bf16, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
@@ -435,15 +436,37 @@ def load_encoder(learn, name, path=None):
                               f"({type(e).__name__}: {str(e)[:200]})") from e
 
 # %% ../nbs/04_ulmfit.ipynb #d446d12e
+def _tempered(probs, temperature):
+    "fastai's sampling weights, `probs ** (1/temperature)`; where those all underflow to 0 (small temperatures), the same weights from logs."
+    w = probs.pow(1 / temperature) if temperature != 1. else probs
+    s = w.sum()
+    if s > 0 and torch.isfinite(s): return w                     # fastai's own weights: learn.predict's draws, seed for seed
+    logp = probs.log()                                           # the masked xxunk: -inf, weight 0
+    return ((logp - logp.max()).double() / temperature).exp()    # float64 (1/temperature may not fit float32): the best token
+                                                                 # weighs 1, the others less or 0: greedy in the limit, ties shared
+
+def _continue(learn, text, n_words, temperature, decoder=decode_spec_tokens):
+    "fastai's `LMLearner.predict(text, n_words, temperature=...)` (no xxunk; the same draws), for any positive temperature."
+    learn.model.reset()
+    idxs = learn.dls.test_dl([text]).items[0].to(learn.dls.device)
+    unk = learn.dls.vocab.index(UNK)
+    for _ in range(n_words):
+        with learn.no_bar(): preds, _ = learn.get_preds(dl=[(idxs[None],)])
+        res = preds[0][-1]
+        res[unk] = 0.
+        idxs = torch.cat([idxs, idxs.new([torch.multinomial(_tempered(res, temperature), 1).item()])])
+    vocab = learn.dls.train_ds.numericalize.vocab
+    return learn.dls.train_ds.tokenizer.sep.join(decoder([vocab[i] for i in idxs if vocab[i] not in (BOS, PAD)]))
+
 def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:int=1, seed=None, decode=True):
-    "`n_samples` continuations of `prompt` of `n_words` tokens each (decoded text, or the raw tokens)."
+    "`n_samples` continuations of `prompt` of `n_words` tokens each (decoded text, or the raw tokens); any temperature > 0 (greedy in the limit)."
     check_text(prompt)
     if not isinstance(n_words, int) or n_words < 1: raise ValueError(f"n_words must be a positive int, got {n_words!r}")
     if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature!r}")
     ensure_fp32(learn)
     if seed is not None: set_seed(seed)
     dec = {} if decode else dict(decoder=lambda toks: toks)
-    return [learn.predict(prompt, n_words, temperature=temperature, no_bar=True, **dec) for _ in range(n_samples)]
+    return [_continue(learn, prompt, n_words, temperature, **dec) for _ in range(n_samples)]
 
 # %% ../nbs/04_ulmfit.ipynb #8b0f7f77
 def stage_lr(lr, freeze_to, factor=2.6**4):

@@ -305,3 +305,8 @@ def test_chapter_runs_offline_in_quick_mode(tmp_path, nb_flags):
     figs = json.loads((tmp_path/'ch'/'figures.json').read_text())
     assert len(figs['stage_accuracy']) == 4 and 'gpt2_next_token_completion' in figs
     print(f'chapter: {time.time() - t0:.0f}s')
+
+def test_generate_at_small_temperatures_is_greedy_not_an_error(run):
+    "fastai's predict raises the probabilities to 1/t: at -t 0.01 (1e-3, 1e-300) all underflowed to 0 (RuntimeError: invalid multinomial distribution)."
+    rs = cli_many(*[['generate', 'The movie', '--model', run['out'], '-n', '5', '--seed', '0', '-t', t] for t in ('0.01', '1e-3', '1e-300')])
+    for r in rs: assert r.returncode == 0 and r.stdout.lower().startswith('the movie') and 'multinomial' not in r.stderr, r.stderr[-2000:]

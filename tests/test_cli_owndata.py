@@ -56,9 +56,9 @@ def test_resume_alone_uses_the_runs_own_data_and_config(own):
 
 def test_bad_data_is_one_line_before_training(own, tmp_path):
     d = own['dir']
-    one_line_error(cli('ulmfit', '--data', d/'reviews.csv', '--out', tmp_path/'a'), "'text'", 'review, stars')   # the columns found
+    one_line_error(cli('ulmfit', '--data', d/'reviews.csv', '--out', tmp_path/'a'), "'text'", "'review', 'stars'")   # the columns found
     (tmp_path/'latin1.csv').write_bytes('text,label\nUn film très réussi,pos\nNul,neg\n'.encode('latin-1'))
-    one_line_error(cli('ulmfit', '--data', tmp_path/'latin1.csv', '--out', tmp_path/'b'), 'UTF-8', '--encoding')
+    one_line_error(cli('ulmfit', '--data', tmp_path/'latin1.csv', '--out', tmp_path/'b'), 'utf-8', 'line 2', '--encoding')
     (tmp_path/'one.csv').write_text('text,label\n' + ''.join(f'review {i},pos\n' for i in range(20)))
     one_line_error(cli('ulmfit', '--data', tmp_path/'one.csv', '--out', tmp_path/'c'), 'class')
     assert not any((tmp_path/n).exists() for n in 'abc')                           # nothing written

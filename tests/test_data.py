@@ -68,7 +68,7 @@ def test_interrupted_download_leaves_nothing(tmp_path):
 
 @pytest.mark.parametrize('layout', ['empty', 'file', 'missing', 'broken'])
 def test_bad_env_var_is_an_error(layout, tmp_path, monkeypatch):
-    "A set NLPBOOK_DATA that does not hold the data is an error, although the shipped data could be found (issue 14, item 7)."
+    "A set NLPBOOK_DATA that does not hold the data is an error, although the shipped data could be found."
     assert find_data('imdb') == SHARED/'imdb_subset'
     d = tmp_path/'data'; d.mkdir()
     if layout == 'file': d = tmp_path/'data.txt'; d.write_text('x')
@@ -81,7 +81,7 @@ def test_bad_env_var_is_an_error(layout, tmp_path, monkeypatch):
     if layout == 'broken': assert "lacks 'train/neg'" in msg
 
 def test_empty_path_is_refused_not_the_current_folder(tmp_path, monkeypatch):
-    "Issue 14, item 13: find_data(path='') searched the current folder (Path('') is '.')."
+    "find_data(path='') searched the current folder (Path('') is '.')."
     for rel in ('train/pos', 'train/neg', 'test/pos', 'test/neg'): (tmp_path/rel).mkdir(parents=True)
     monkeypatch.chdir(tmp_path)   # a current folder that looks like an IMDB copy
     with pytest.raises(ValueError, match='the path is empty'): find_data('imdb', path='')

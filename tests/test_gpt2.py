@@ -68,7 +68,7 @@ def test_next_token_table(tokenizer, model):
     assert t['token'][0] == tokenizer.decode([t['token_id'][0]])
 
 def test_prompt_longer_than_the_model_is_a_clear_error(tokenizer, model):
-    "next_token_table checks the length as complete does (issue 14, item 5: it used to die with an IndexError)."
+    "next_token_table checks the length as complete does (it used to die with an IndexError)."
     long = 'word ' * 1100
     assert len(encode_prompt(tokenizer, long, return_tensors=None)) > model.config.n_positions
     with pytest.raises(ValueError, match=r"prompt \(1100 tokens\) exceeds the model's 1024 positions"): next_token_table(model, tokenizer, long)
@@ -172,7 +172,7 @@ def test_fails_fast_without_offline_switches(tmp_path):
     assert set(secs) == {'load_model', 'load_tokenizer'} and all(float(s) < 10 for s in secs.values()), r.stdout
 
 
-# ---------------------------------------------------------------- the package's own small GPT-2 (issue 13)
+# ---------------------------------------------------------------- the package's own small GPT-2
 from nlpbook_ch.models import package_pretrained_dir
 SHIPPED = package_pretrained_dir()/'gpt2_imdb_small'   # shipped inside the package (nlpbook_ch/pretrained/)
 EXE = [shutil.which('nlpbook-ch')] if shutil.which('nlpbook-ch') else [sys.executable, '-m', 'nlpbook_ch.cli']
@@ -263,13 +263,13 @@ def test_bench_runs_on_a_model_folder(tmp_path):
     import importlib.util
     spec = importlib.util.spec_from_file_location('gpt2_inference', ROOT/'bench'/'gpt2_inference.py')
     bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
-    res = bench.main(['--model', str(SHIPPED), '--quick', '--lengths', '3', '--no-probe', '--out', str(tmp_path)])
+    res = bench.main(['--model', str(SHIPPED), '--smoke', '--lengths', '3', '--no-probe', '--out', str(tmp_path)])
     assert res['params'] == 7_688_320 and res['thread_probe'] == [] and res['model_dir'] == str(SHIPPED)
     assert {(c['method'], c['batch']) for c in res['cases']} == {('complete', 1), ('cache', 1), ('naive', 1), ('cache', 8), ('naive', 8)}
     assert all(len(c['new_ids']) == 3 for c in res['cases']) and all(c.endswith('3/3 tokens') for c in bench.checks(res))
-    md = (tmp_path/'gpt2_inference_gpt2_imdb_small_quick.md').read_text()
+    md = (tmp_path/'gpt2_inference_gpt2_imdb_small_smoke.md').read_text()
     assert md.startswith('# gpt2_imdb_small inference on CPU') and 'the tokenizer saved in its folder' in md
-    with pytest.raises(SystemExit): bench.main(['--model', str(tmp_path), '--quick'])   # not a model folder
+    with pytest.raises(SystemExit): bench.main(['--model', str(tmp_path), '--smoke'])   # not a model folder
 
 def test_naive_loop_never_chooses_end_of_text(tokenizer, model):
     "As generate with min_new_tokens = max_new_tokens, so that the bench compares like with like."

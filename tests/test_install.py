@@ -170,7 +170,6 @@ def test_notebook_commands_say_they_need_a_clone(installed, notebook_commands, c
     assert len(err) == 1 and err[0].startswith('nlpbook-ch: error:') and 'clone' in err[0], r.stderr
     assert not (installed[2]/'out').exists()
 
-@pytest.mark.xfail(strict=True, reason="nbs_folder and repo_notebooks do not name the repository's address yet")
 @pytest.mark.parametrize('cmd', ['chapter', 'docs'])
 def test_notebook_commands_say_where_to_clone(notebook_commands, cmd):
     assert CFG['git_url'] in notebook_commands[cmd].stderr

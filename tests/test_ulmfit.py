@@ -93,3 +93,34 @@ def test_pretrained_of_another_size_is_refused():
 
 def test_missing_project_model_says_where_it_looked(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match='NLPBOOK_PRETRAINED'): U.resolve_pretrained(U.ulmfit_config('quick', pretrained_model='nope'))
+
+def test_generate_at_small_temperatures_is_greedy_not_an_error(tiny):
+    """fastai's predict raises the probabilities to 1/temperature and samples: at 0.01 (also 1e-3, 1e-300) all of them
+    underflowed to 0 and torch.multinomial failed ('invalid multinomial distribution')."""
+    learn, prompt = tiny['lm'], 'This film was'
+    n_prompt = len(U.generate(learn, prompt, 1, decode=False, seed=0)[0].split()) - 1
+    vocab, unk = learn.dls.vocab, learn.dls.vocab.index(U.UNK)
+    for t in (0.01, 1e-3, 1e-300):
+        toks = U.generate(learn, prompt, 6, temperature=t, decode=False, seed=0)[0].split()
+        assert len(toks) == n_prompt + 6
+        ids = learn.dls.test_dl([prompt]).items[0]
+        for w in toks[n_prompt:]:   # each new token scores within 40 t nats of the best (weight >= e^-40 of the best's): greedy up to ties
+            learn.model.reset()
+            with learn.no_bar(): p = learn.get_preds(dl=[(ids[None],)])[0][0, -1]
+            p[unk] = 0
+            assert math.log(p.max()) - math.log(p[vocab.index(w)]) <= 40 * t, (t, w)
+            ids = torch.cat([ids, ids.new([vocab.index(w)])])
+    for t in (0.75, 0.3):   # where fastai's own sampling works: learn.predict's draws, seed for seed
+        U.set_seed(0); want = learn.predict(prompt, 12, temperature=t, no_bar=True)
+        assert U.generate(learn, prompt, 12, temperature=t, seed=0)[0] == want
+
+def test_to_fp16_on_a_cpu_does_not_warn_at_every_predict(tiny):
+    "fastai's to_fp16() asks for CUDA autocast: without CUDA torch warned at every fit and predict (160 times in one generation cell)."
+    learn = tiny['lm']
+    if torch.cuda.is_available(): pytest.skip('the warning is about a machine without CUDA')
+    learn.to_fp16()
+    try:
+        with warnings.catch_warnings(record=True) as w:   # (entering it resets the once-per-location registry)
+            learn.predict('This film was', 3, no_bar=True)
+        assert not [x for x in w if 'CUDA is not available' in str(x.message)], [str(x.message) for x in w]
+    finally: U.ensure_fp32(learn)
