@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY', 'FULL_CPU', 'FULL_CPU_WHY', 'GB_PER_ITEM',
-           'GB_FIXED', 'SPECIAL_TOKENS', 'CPUMixedPrecision', 'ULMFiTConfig', 'ulmfit_config', 'pick_batch_size',
-           'free_memory', 'grow_lm_batch', 'tokenize_progress', 'tokenize_imdb', 'imdb_paths', 'loader_kwargs',
-           'clf_dataloaders', 'StreamLMDataLoader', 'clf_datablock', 'lm_dataloaders', 'special_tokens_table',
-           'want_pretrained', 'resolve_pretrained', 'mixed_precision', 'make_classifier', 'make_lm_learner',
-           'results_table', 'check_text', 'ensure_fp32', 'predict_text', 'lm_metrics', 'CheckpointError',
-           'checkpoint_file', 'save_checkpoint', 'load_checkpoint', 'save_encoder', 'load_encoder', 'generate',
-           'stage_lr', 'gradual_unfreeze', 'plot_stages', 'plot_confusion']
+           'GB_FIXED', 'SPECIAL_TOKENS', 'quiet_cpu_autocast', 'CPUMixedPrecision', 'ULMFiTConfig', 'ulmfit_config',
+           'pick_batch_size', 'free_memory', 'grow_lm_batch', 'tokenize_progress', 'tokenize_imdb', 'imdb_paths',
+           'loader_kwargs', 'clf_dataloaders', 'StreamLMDataLoader', 'clf_datablock', 'lm_dataloaders',
+           'special_tokens_table', 'want_pretrained', 'resolve_pretrained', 'mixed_precision', 'make_classifier',
+           'make_lm_learner', 'results_table', 'check_text', 'ensure_fp32', 'predict_text', 'lm_metrics',
+           'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint', 'save_encoder', 'load_encoder',
+           'generate', 'stage_lr', 'gradual_unfreeze', 'plot_stages', 'plot_confusion']
 
 # %% ../nbs/04_ulmfit.ipynb #55d949a1
 import contextlib, gc, math, os, threading, time, warnings
@@ -26,9 +26,12 @@ from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, native_bf16, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
 from .pretrain import AWDPretrained, awd_pretrained, PRETRAINED_AWD, wt103_dir
-# fastai's `to_fp16()` (`MixedPrecision`) asks for CUDA autocast; on a machine without CUDA torch warns at every fit and every
-# `predict` (160 times for the generation cell below) and trains in fp32. Silenced where it is raised: fastai's fp16 callback.
-warnings.filterwarnings('ignore', message='.*CUDA is not available.*autocast', category=UserWarning, module='fastai.callback.fp16')
+def quiet_cpu_autocast():
+    "Silence the two warnings fastai's `to_fp16()` gives at every fit and `predict` on a machine without CUDA (160 in one generation cell), where they are raised."
+    # fastai's `MixedPrecision` asks for CUDA autocast and a CUDA GradScaler; without CUDA torch disables both (fp32), saying so each time
+    warnings.filterwarnings('ignore', message='.*CUDA is not available.*autocast', category=UserWarning, module='fastai.callback.fp16')
+    warnings.filterwarnings('ignore', message='.*GradScaler is enabled, but CUDA is not available', category=UserWarning, module='fastai.callback.fp16')
+quiet_cpu_autocast()
 
 # %% ../nbs/04_ulmfit.ipynb #51829a58
 class CPUMixedPrecision(Callback):
