@@ -184,6 +184,19 @@ NAMES = {'a': '(a) TF-IDF + logistic regression', 'b': '(b) AWD-LSTM classifier 
          'c': '(c) ULMFiT from the pretrained model: LM fine-tuning, then gradual unfreezing',
          'd': '(d) as (c), one fine_tune', 'e': '(e) ULMFiT without stage 1 (LM from random weights)'}
 
+def plural(n:int, word:str) -> str:
+    "'1 seed', '3 seeds'."
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+def _methods(ms) -> str:
+    "'(c)', '(c) and (e)', '(b), (c) and (e)'."
+    ms = [f'({m})' for m in sorted(ms)]
+    return ms[0] if len(ms) == 1 else ', '.join(ms[:-1]) + ' and ' + ms[-1]
+
+def described(res:dict) -> set:
+    "The methods this result file has numbers for: those of its ablation, and (a) and (c) when it has a sample-efficiency curve."
+    return {r['method'] for r in res['ablation']} | ({'a', 'c'} if res['curve'] else set())
+
 def summarize(res:dict) -> tuple:
     "(ablation rows, curve rows): mean ± sd of accuracy and wall time per method (and per size)."
     rows = []
@@ -192,12 +205,14 @@ def summarize(res:dict) -> tuple:
         if not rs: continue
         acc, sd = C.mean_sd(r['accuracy'] for r in rs)
         sec, ssd = C.mean_sd(r['seconds'] for r in rs)
-        lm = C.mean_sd(r['lm_seconds'] for r in rs)[0] if m in 'cde' else 0.0
+        lm, lsd = C.mean_sd(r['lm_seconds'] for r in rs) if m in 'cde' else (0.0, 0.0)
+        tot = C.mean_sd(r['seconds'] + (r['lm_seconds'] if m in 'cde' else 0.0) for r in rs)   # per seed, for the plot's error bars
         rows.append({'method': NAMES[m], 'accuracy (mean ± sd)': f'{acc:.3f} ± {sd:.3f}',
                      'per seed': ', '.join(f"{r['accuracy']:.3f}" for r in rs),
                      'classifier time (s)': f'{sec:.0f} ± {ssd:.0f}',
                      'LM time (s)': f'{lm:.0f}' if m in 'cde' else '–',
-                     'total time (s)': f'{sec + lm:.0f}', '_acc': acc, '_m': m})
+                     'total time (s)': f'{sec + lm:.0f}', '_acc': acc, '_m': m, '_n': len(rs),
+                     '_sec': (sec, ssd), '_lm': (lm, lsd), '_tot': tot})
     curve = []
     for n in sorted({r['n_labelled'] for r in res['curve']}):
         row = {'labelled reviews': n}
@@ -216,33 +231,59 @@ def plot(res:dict, out:Path) -> list:
     import matplotlib.pyplot as plt
     rows, curve = summarize(res)
     files = []
+    n_valid = res.get('n_valid', 1000)
     if rows:
-        fig, axs = plt.subplots(1, 2, figsize=(11, 3.8))
-        ms = [r['_m'] for r in rows]
-        accs = [[x['accuracy'] for x in res['ablation'] if x['method'] == m] for m in ms]
+        fig, axs = plt.subplots(1, 2, figsize=(11, 4.2))
+        ms, x = [r['_m'] for r in rows], list(range(len(rows)))
+        n_seeds = max(r['_n'] for r in rows)
+        accs = [[r2['accuracy'] for r2 in res['ablation'] if r2['method'] == m] for m in ms]
         means = [C.mean_sd(a) for a in accs]
-        axs[0].bar(ms, [m for m, _ in means], yerr=[s for _, s in means], capsize=4, color=[f'C{i}' for i in range(len(ms))])
-        for i, a in enumerate(accs): axs[0].plot([i] * len(a), a, 'k.', ms=5)
-        axs[0].axhline(0.5, color='grey', lw=0.7, ls='--'); axs[0].set_ylim(0.4, 1.0)
-        axs[0].set(ylabel='validation accuracy (1,000 test reviews)', title=f"Accuracy, {len(res['seeds'])} seed(s): mean ± sd, dots = seeds")
-        clf_t = [C.mean_sd(x['seconds'] for x in res['ablation'] if x['method'] == m)[0] for m in ms]
-        lm_t = [C.mean_sd(x.get('lm_seconds', 0) for x in res['ablation'] if x['method'] == m)[0] for m in ms]
-        axs[1].bar(ms, clf_t, label='classifier / fit'); axs[1].bar(ms, lm_t, bottom=clf_t, label='language model')
-        axs[1].set(ylabel='wall time (s)', title=f"Wall time per seed ({res['machine'].get('usable_cores', '?')} CPU cores)"); axs[1].legend()
+        axs[0].bar(x, [m for m, _ in means], yerr=[s for _, s in means], capsize=4, color=[f'C{i}' for i in range(len(ms))],
+                   error_kw=dict(label=f'error bars: sd over {plural(n_seeds, "seed")}'))
+        for i, a in enumerate(accs): axs[0].plot([i] * len(a), a, 'k.', ms=5, label='one seed' if i == 0 else None)
+        axs[0].axhline(0.5, color='grey', lw=0.7, ls='--', label='chance (0.5: balanced classes)'); axs[0].set_ylim(0.4, 1.1)
+        axs[0].set_xticks(x, ms)
+        axs[0].set(xlabel='method', ylabel=f'validation accuracy (fraction, {n_valid:,} test reviews)',
+                   title=f"Accuracy, {plural(n_seeds, 'seed')}: bar = mean")
+        axs[0].legend(fontsize=7, loc='upper left', ncol=2)
+        clf, lm, tot = ([r[k] for r in rows] for k in ('_sec', '_lm', '_tot'))
+        has_lm = [i for i, r in enumerate(rows) if r['_m'] in 'cde']
+        axs[1].bar(x, [c for c, _ in clf], label='classifier / fit')
+        axs[1].bar(x, [l for l, _ in lm], bottom=[c for c, _ in clf], label='language model')
+        # error bars, sd over seeds: of the classifier time on its segment, and of the total (classifier + LM) on top of the stack,
+        # side by side where a method has both
+        dx = [-0.12 if i in has_lm else 0.0 for i in x]
+        axs[1].errorbar([i + d for i, d in zip(x, dx)], [c for c, _ in clf], yerr=[sd for _, sd in clf], fmt='none', ecolor='k',
+                        capsize=4, label=f'error bars: sd over {plural(n_seeds, "seed")}, classifier time')
+        if has_lm:
+            axs[1].errorbar([i + 0.12 for i in has_lm], [tot[i][0] for i in has_lm], yerr=[tot[i][1] for i in has_lm], fmt='none',
+                            ecolor='dimgrey', capsize=4, ls='none', label=f'error bars: sd over {plural(n_seeds, "seed")}, total time')
+        top = max(max(c + sd for c, sd in clf), max(t + sd for t, sd in tot))
+        axs[1].set_xticks(x, ms); axs[1].set_ylim(0, 1.4 * top if top > 0 else 1)   # headroom for the legend
+        axs[1].set(xlabel='method', ylabel='wall time per seed (s)',
+                   title=f"Wall time per seed ({res['machine'].get('usable_cores', '?')} CPU cores): bar = mean")
+        axs[1].legend(fontsize=7, loc='upper right')
         fig.text(0.5, -0.02, '  '.join(f'{m}: {NAMES[m][4:]}' for m in ms), ha='center', fontsize=8)
         fig.tight_layout(); fig.savefig(out/'ulmfit_ablation.png', dpi=110, bbox_inches='tight'); plt.close(fig)
         files.append(out/'ulmfit_ablation.png')
     if res['curve']:
-        fig, ax = plt.subplots(figsize=(6, 3.8))
+        from matplotlib.ticker import NullLocator
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        n_seeds = len({r['seed'] for r in res['curve']})
+        sizes = [r['labelled reviews'] for r in curve]
         for m, lab in (('a', 'TF-IDF + logistic regression'), ('c', 'ULMFiT (LM once per seed, gradual unfreezing)')):
             pts = [(r['labelled reviews'], *r[f'_{m}']) for r in curve if f'_{m}' in r]
             if pts:
                 xs, ys, sds = zip(*pts)
                 ax.errorbar(xs, ys, yerr=sds, marker='o', capsize=3, label=lab)
-        ax.axhline(0.5, color='grey', lw=0.7, ls='--')
-        ax.set_xscale('log'); ax.set(xlabel='labelled training reviews (balanced)', ylabel='validation accuracy',
-                                     title='Sample efficiency on the IMDB subset (quick mode)')
-        ax.legend(fontsize=8); fig.tight_layout(); fig.savefig(out/'sample_efficiency.png', dpi=110); plt.close(fig)
+        ax.axhline(0.5, color='grey', lw=0.7, ls='--', label='chance (0.5: balanced classes)')
+        ax.set_xscale('log')
+        ax.set_xticks(sizes, [str(n) for n in sizes]); ax.xaxis.set_minor_locator(NullLocator())
+        ax.set(xlabel='labelled training reviews (count, balanced; log scale)',
+               ylabel=f'validation accuracy (fraction, {n_valid:,} test reviews)',
+               title='Sample efficiency on the IMDB subset (quick mode)')
+        ax.legend(fontsize=8, title=f'mean; error bars: sd over {plural(n_seeds, "seed")}', title_fontsize=8)
+        fig.tight_layout(); fig.savefig(out/'sample_efficiency.png', dpi=110); plt.close(fig)
         files.append(out/'sample_efficiency.png')
     return files
 
@@ -270,30 +311,50 @@ def markdown(res:dict, smoke:bool, cmd:str) -> str:
     pcurve = [{k: v for k, v in r.items() if not k.startswith('_')} for r in curve]
     m = res['machine']
     n_train, n_valid = res.get('n_train', 1000), res.get('n_valid', 1000)   # runs before these were recorded: quick mode's 1,000 each
+    ran = described(res)
+    not_run = set('abcde') - ran
+    n_seeds = len(res['seeds'])
     parts = [
         '# ULMFiT ablation on the shipped IMDB subset (quick mode, CPU)', '',
         f"Generated by `{cmd}`{' (**--smoke**: the TINY preset; its numbers mean nothing)' if smoke else ''} on {m['date']}; "
         f"whole run {m['total_seconds']:.0f} s. Do not edit by hand: rerun the script.", '',
         '## Set-up', '',
         f"- Training: `train/` of the subset, {n_train:,} labelled reviews ({n_train // 2:,} pos, {n_train // 2:,} neg); validation: all "
-        f"{n_valid:,} `test/` reviews, the same split for every method and seed. Seeds: {', '.join(map(str, res['seeds']))}.",
-        f"- AWD-LSTM methods use `ulmfit_config('quick', seed=s)`: AWD-LSTM {cfg['arch']}, batch {cfg['clf_bs']}, BPTT {cfg['seq_len']}. "
-        f"(c) and (d) start from the project's pretrained AWD-LSTM `{res.get('pretrained')}` (stage 1: 75,000 IMDB train+unsup "
-        f"reviews, never test/; see its model card); (b) and (e) start from random weights (`pretrained=False`).",
-        f"- (a) scikit-learn `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)` + "
-        f"`LogisticRegression(C=10)`. It is deterministic, so its sd over seeds is 0.",
-        f"- (b), (c) and (e) train the classifier with the same schedule, `gradual_unfreeze(learn, cfg.stages)` = "
-        f"{list(map(tuple, cfg['stages']))} ({ep} epochs).",
-        f"- (d) `learn.fine_tune({ep - 1}, {cfg['quick_lr']}, freeze_epochs=1)`: the same {ep} epochs total.",
-        f"- Stage 2, the LM on the subset (c, d, e; once per seed): `imdb_paths(cfg)`'s language-model copy, "
-        f"cfg.lm_n_per_label={cfg['lm_n_per_label']} reviews per split and label + cfg.lm_n_unsup={cfg['lm_n_unsup']} unlabelled; "
-        f"`fit_one_cycle{tuple(cfg['lm_frozen'])}` frozen, then `fit_one_cycle{tuple(cfg['lm_unfrozen'])}` unfrozen. "
-        f"As in the chapter, it reads the text (never the labels) of some test reviews; the stage-1 model never saw any.",
+        f"{n_valid:,} `test/` reviews, the same split for every method and seed. "
+        f"{'Seeds' if len(res['seeds']) > 1 else 'Seed'}: {', '.join(map(str, res['seeds']))}.",
+    ]
+    if not_run:
+        parts.append(f"- Methods run: {_methods(ran)}. Defined in the script but not run for this file: "
+                     + '; '.join(NAMES[x] for x in sorted(not_run))
+                     + " (`python bench/ulmfit_ablation.py --methods abcde` runs all five).")
+    if ran & set('bcde'):
+        pre, rnd = ran & set('cd'), ran & set('be')
+        starts = lambda ms: _methods(ms) + (' starts' if len(ms) == 1 else ' start')
+        parts.append(f"- AWD-LSTM methods use `ulmfit_config('quick', seed=s)`: AWD-LSTM {cfg['arch']}, batch {cfg['clf_bs']}, BPTT {cfg['seq_len']}. "
+                     + '; '.join(([f"{starts(pre)} from the project's pretrained AWD-LSTM `{res.get('pretrained')}` (stage 1: 75,000 IMDB "
+                                   f"train+unsup reviews, never test/; see its model card)"] if pre else [])
+                                 + ([f"{starts(rnd)} from random weights (`pretrained=False`)"] if rnd else [])) + '.')
+    if 'a' in ran:
+        parts.append("- (a) scikit-learn `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)` + "
+                     "`LogisticRegression(C=10)`. It is deterministic, so its sd over seeds is 0.")
+    if gu := ran & set('bce'):
+        parts.append(f"- {_methods(gu)} train{'s' if len(gu) == 1 else ''} the classifier with "
+                     f"{'the same schedule, ' if len(gu) > 1 else ''}`gradual_unfreeze(learn, cfg.stages)` = "
+                     f"{list(map(tuple, cfg['stages']))} ({plural(ep, 'epoch')}).")
+    if 'd' in ran:
+        parts.append(f"- (d) `learn.fine_tune({ep - 1}, {cfg['quick_lr']}, freeze_epochs=1)`: the same {plural(ep, 'epoch')} total.")
+    if with_lm := sorted(ran & set('cde')):
+        parts.append(f"- Stage 2, the LM on the subset ({', '.join(with_lm)}; once per seed): `imdb_paths(cfg)`'s language-model copy, "
+                     f"cfg.lm_n_per_label={cfg['lm_n_per_label']} reviews per split and label + cfg.lm_n_unsup={cfg['lm_n_unsup']} unlabelled; "
+                     f"`fit_one_cycle{tuple(cfg['lm_frozen'])}` frozen, then `fit_one_cycle{tuple(cfg['lm_unfrozen'])}` unfrozen. "
+                     f"As in the chapter, it reads the text (never the labels) of some test reviews; the stage-1 model never saw any.")
+    parts += [
         f"- Times are wall-clock seconds per seed on the machine below ({m.get('usable_cores', '?')} cores, load average "
-        f"{m.get('load_at_start', '?')} at the start), with {m['torch_threads']} torch thread(s) (`--threads`): compare ratios within "
+        f"{m.get('load_at_start', '?')} at the start), with {plural(m['torch_threads'], 'torch thread')} (`--threads`): compare ratios within "
         f"this run only. "
-        f"'Classifier time' is the learner's creation, encoder loading and training (DataLoaders are built before it); "
-        f"(c)/(d) also need the LM (its DataLoaders included), counted once per seed in 'LM time'.",
+        f"'Classifier time' is the learner's creation, encoder loading and training (DataLoaders are built before it)"
+        + (f"; {'/'.join(f'({x})' for x in with_lm)} also need{'s' if len(with_lm) == 1 else ''} the LM (its DataLoaders included), "
+           f"counted once per seed in 'LM time'." if with_lm else '.'),
         '', '## Results', '', C.md_table(pub) if pub else '(This run trained no ablation method: only the sample-efficiency curve.)',
         '', lm_line, '', verdict(rows), '',
     ]
@@ -305,11 +366,22 @@ def markdown(res:dict, smoke:bool, cmd:str) -> str:
                   f"and its encoder reused at every size; the largest size is the ablation's own (a) and (c) runs. "
                   f"The classifier keeps batch size {res.get('curve_bs') or cfg['clf_bs']} and its {ep}-epoch schedule, so smaller sets get fewer "
                   f"optimiser steps (fastai drops the last partial training batch: with 50 reviews at batch 32 each epoch is one batch).",
-                  '', C.md_table(pcurve), '', '' if smoke else '![sample efficiency](sample_efficiency.png)', '']
-    parts += ['' if smoke else '![ablation](ulmfit_ablation.png)', '',
-              '## Reading it', '',
-              "Stage 1 is what (c) has and (e) lacks: the same network, data and schedule, with and without the project's "
-              "pretrained language model. The chapter (0.943 after gradual unfreezing) and the ULMFiT paper (95.4% with a "
+                  '', C.md_table(pcurve), '']
+        if not smoke:
+            nc = len({r['seed'] for r in res['curve']})
+            parts += ['![sample efficiency](sample_efficiency.png)', '',
+                      f"*Sample efficiency*: accuracy (mean over {plural(nc, 'seed')}) against the number of labelled training reviews, "
+                      f"log axis ticked at each count used; error bars: sd over {plural(nc, 'seed')}; dashed line: chance (0.5).", '']
+    if not smoke and rows:
+        parts += ['![ablation](ulmfit_ablation.png)', '',
+                  f"*Ablation*: left, accuracy per method (bar: mean; error bar: sd over {plural(n_seeds, 'seed')}; dots: single seeds; "
+                  f"dashed line: chance); right, wall time per seed, classifier plus language model stacked (bar: mean), with two "
+                  f"error bars, sd over {plural(n_seeds, 'seed')}: of the classifier time (black, on its segment) and, for methods "
+                  f"with a language model, of the total time (grey, on top).", '']
+    parts += ['## Reading it', '',
+              ("Stage 1 is what (c) has and (e) lacks: the same network, data and schedule, with and without the project's "
+               "pretrained language model. " if {'c', 'e'} <= ran else '') +
+              "The chapter (0.943 after gradual unfreezing) and the ULMFiT paper (95.4% with a "
               "forward+backward ensemble; about 95.0% for a forward model, about 94.4% without WikiText-103 pretraining) use "
               f"25,000 labelled reviews, a larger AWD-LSTM (400/1,152/3) and WikiText-103; this table uses {n_train:,} labelled reviews "
               "and a small model pretrained on IMDB text only, so compare its rows with each other.", '',

@@ -22,6 +22,7 @@ FIGURES = {
 "For each notebook, an expression evaluated in its kernel after it ran: the figures the summary reports."
 _MARK = 'NLPBOOK_FIGURES='
 
+# %% ../nbs/11_chapter.ipynb #daddcac1
 def repo_notebooks() -> list:
     "The chapter notebooks of this checkout, in reading order (index first)."
     for root in _repo_roots():
@@ -32,6 +33,7 @@ def repo_notebooks() -> list:
     from nlpbook_ch.models import repo_url
     raise FileNotFoundError(f"The chapter notebooks (nbs/) were not found: they come with a clone of the repository; run this command inside one (git clone {repo_url()})")
 
+# %% ../nbs/11_chapter.ipynb #a1f567c3
 def flags_to_skip(mode) -> set:
     "Test flags whose cells this machine cannot or should not run: `slow` always, `cuda` without a GPU, `multicuda` without two, `online` offline."
     import torch
@@ -39,6 +41,7 @@ def flags_to_skip(mode) -> set:
     return ({'slow'} | ({'cuda'} if not has_cuda() else set()) | ({'multicuda'} if torch.cuda.device_count() < 2 else set())
             | ({'online'} if not is_online() else set()))
 
+# %% ../nbs/11_chapter.ipynb #301ffa25
 def _cell_flags(cell) -> set:
     return {l[3:].split()[0] for l in cell.source.splitlines() if l.startswith('#| ') and l[3:].split()}
 
@@ -50,6 +53,7 @@ def _kernel_manager(folder):
         def __init__(self, **kw): super().__init__(**{**kw, 'transport': 'ipc', 'ip': str(Path(folder)/'kernel')})
     return IPCKernelManager
 
+# %% ../nbs/11_chapter.ipynb #39cd281f
 def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'multicuda', 'online')) -> dict:
     "Execute one notebook into `out_dir` (cells flagged with one of `skip`, or `#| eval: false`, are not run); return its `FIGURES`."
     import nbformat

@@ -26,6 +26,7 @@ from .docs import build_docs
 # %% ../nbs/13_cli.ipynb #6b141b63
 def _fmt_table(df) -> str: return df.to_string(index=False)
 
+# %% ../nbs/13_cli.ipynb #d9da4126
 def cmd_data(for_fastai:Param("also put IMDB and the sample where fastai's untar_data looks ($FASTAI_HOME/data), so the chapter's first cells run offline", action='store_true')=False,
              subset:Param("with --for-fastai: the shipped 3,000-review subset instead of all 100,000 reviews", action='store_true')=False):
     "Show where each dataset was found (or how to provide it), with counts; --for-fastai: put it where fastai looks"
@@ -55,6 +56,7 @@ def cmd_data(for_fastai:Param("also put IMDB and the sample where fastai's untar
         print("\nfor fastai's untar_data (the chapter's `untar_data(URLs.IMDB)` now runs offline):")
         _for_fastai('imdb' if subset else 'imdb_full', log=lambda m: print(f'  {m}'))
 
+# %% ../nbs/13_cli.ipynb #a1e550d6
 def cmd_chapter(mode:Param("quick or full (default: $NLPBOOK_MODE, else full on CUDA, quick on CPU)", str)=None,
                 out:Param("folder for the executed notebooks", str)='chapter_run',
                 only:Param("run only the notebooks whose names contain one of these words", str, nargs='+')=None):
@@ -66,6 +68,7 @@ def cmd_chapter(mode:Param("quick or full (default: $NLPBOOK_MODE, else full on 
     print(f"  {'seconds per notebook':28} {figs['seconds']}")
     if figs['mode'] == 'quick': print("Quick-mode numbers show that each step learns; they are not the chapter's (full mode on a GPU).")
 
+# %% ../nbs/13_cli.ipynb #dabb48bd
 def _read_config(config) -> dict:
     "The JSON overrides in the file `config` ({} for none)."
     if not config: return {}
@@ -83,6 +86,7 @@ def _own_schedule(df, overrides:dict) -> tuple:
     if mine: why += f" (--config sets {', '.join(mine)})"
     return {**sched, **overrides}, why
 
+# %% ../nbs/13_cli.ipynb #77db5bec
 def cmd_ulmfit(mode:Param("quick or full", str)=None, out:Param("output folder for checkpoints, models and report", str)='ulmfit_run',
                resume:Param("continue the interrupted run in OUT", action='store_true')=False,
                config:Param("JSON file of ULMFiTConfig overrides", str)=None,
@@ -103,14 +107,14 @@ def cmd_ulmfit(mode:Param("quick or full", str)=None, out:Param("output folder f
         from nlpbook_ch.owndata import read_labelled
         seed = overrides.get('seed', 42) if isinstance(overrides, dict) else 42
         df = read_labelled(data, text_col=text_col, label_col=label_col, valid_col=valid_col, encoding=encoding,
-                           valid_pct=valid_pct, seed=seed, log=lambda m: print(f'data  {m}'))   # every check, before training
+                           valid_pct=valid_pct, seed=seed, log=print)   # every check, before training (its lines say 'data' or 'note')
         if not isinstance(overrides, dict): raise ValueError(f"{config}: a config must be a JSON object of ULMFiTConfig fields")
         overrides, schedule = _own_schedule(df, overrides)
     else: find_data('imdb')   # a data problem is reported at once, before fastai loads (seconds) and before anything is written
     try: cfg = config_from_json(overrides, mode)
     except (ValueError, TypeError) as e: raise ValueError(f"{config}: {e}" if config else str(e)) from e
     if df is not None:
-        print(f"plan  {schedule}\nplan  classifier batch {cfg.clf_bs}, stages (freeze_to, epochs, lr) {list(cfg.stages)}; "
+        print(f"plan  classifier batch {cfg.clf_bs}, stages (freeze_to, epochs, lr) {list(cfg.stages)}; "
               f"language model batch {cfg.lm_bs}, epochs {cfg.lm_frozen[0]} frozen + {cfg.lm_unfrozen[0]} unfrozen")
     rep = run_ulmfit(out, cfg, resume=resume, stop_after=stop_after, data=df, source=data, schedule=schedule)
     print(f"\nReport ({cfg.mode} mode) in {out}/report.json:")
@@ -122,6 +126,7 @@ def cmd_ulmfit(mode:Param("quick or full", str)=None, out:Param("output folder f
               f"  {'TF-IDF baseline':22} accuracy {b['accuracy']:.4f}, macro-F1 {b['macro_f1']:.4f}\n  (per class: {out}/report.md)")
     if not rep['complete']: print(f'Stopped early: continue with `nlpbook-ch ulmfit --out {out} --resume`')
 
+# %% ../nbs/13_cli.ipynb #81da32f8
 CLASSIFY_CHUNK = 512
 "Reviews per `predict_texts` pass in `nlpbook-ch classify`: results are printed, and progress reported, after each."
 
@@ -150,6 +155,7 @@ def cmd_classify(texts:Param("reviews to classify (put those that start with '-'
         if n > CLASSIFY_CHUNK:
             print(f'nlpbook-ch: classified {done}/{n} reviews ({done / (time.time() - t0):.0f}/s)', file=sys.stderr, flush=True)
 
+# %% ../nbs/13_cli.ipynb #ff980c18
 MAX_WORDS, MAX_SAMPLES = 1000, 100
 "Bounds of `nlpbook-ch generate`'s -n and --samples."
 
@@ -167,6 +173,7 @@ def cmd_generate(prompt:Param("start of the text", str), model:Param("folder wri
     for i in range(samples):   # each sample printed as soon as it is ready
         print(generate(learn, prompt, n, temperature=t, seed=seed if i == 0 else None)[0], end='\n\n', flush=True)
 
+# %% ../nbs/13_cli.ipynb #75b4cab8
 def _folder_kind(folder) -> str|None:
     "What a model folder holds: 'run' (from `nlpbook-ch ulmfit`), 'awd' (a pretrained AWD-LSTM), 'hf' (a Hugging Face model), or None."
     f = Path(folder)
@@ -197,6 +204,7 @@ def _shadowing_folder(name) -> Path|None:
     bare = not any(c in name for c in '/\\') and not name.startswith(('.', '~'))
     return Path(name) if bare and Path(name).is_dir() else None
 
+# %% ../nbs/13_cli.ipynb #84707a6a
 def cmd_next_token(prompt:Param("the prompt", str), model:Param("model name on the hub or a local folder", str)='gpt2',
                    k:Param("how many tokens to show", int)=10, keep_space:Param("keep trailing whitespace", action='store_true')=False):
     "Show the K most likely next tokens after PROMPT"
@@ -215,6 +223,7 @@ def cmd_next_token(prompt:Param("the prompt", str), model:Param("model name on t
     print(f'nlpbook-ch: model: {which}', file=sys.stderr)
     print(_fmt_table(next_token_table(m, tok, prompt, k=k, strip=not keep_space)))
 
+# %% ../nbs/13_cli.ipynb #230996f6
 def cmd_docs(out:Param("folder for the HTML pages", str)='docs_html',
              executed:Param("folder of executed notebooks (e.g. from `nlpbook-ch chapter`)", str)=None):
     "Build an HTML version of the notebooks without Quarto"
@@ -225,6 +234,7 @@ def cmd_docs(out:Param("folder for the HTML pages", str)='docs_html',
     pages = build_docs(out, executed)
     print(f'{len(pages)} pages written; open {Path(out)/"index.html"}')
 
+# %% ../nbs/13_cli.ipynb #db639828
 def cmd_pretrain(model:Param("awd-lstm or gpt2", str)='awd-lstm',
                  out:Param("output folder: tokens, a checkpoint per epoch, final/ with the model and its card", str)='pretrain_run',
                  size:Param("awd-lstm: tiny, small or chapter; gpt2: tiny or small", str)='small',
@@ -240,6 +250,7 @@ def cmd_pretrain(model:Param("awd-lstm or gpt2", str)='awd-lstm',
     ppl = card['final']['perplexity'] if 'final' in card else card.get('valid_perplexity')
     print(f"\n{card['name']}: held-out perplexity {ppl:.1f}; model and model card in {Path(out)/'final'}")
 
+# %% ../nbs/13_cli.ipynb #42b9e43a
 COMMANDS = {'data': cmd_data, 'chapter': cmd_chapter, 'ulmfit': cmd_ulmfit, 'pretrain': cmd_pretrain, 'classify': cmd_classify,
             'generate': cmd_generate, 'next-token': cmd_next_token, 'docs': cmd_docs}
 
@@ -266,6 +277,7 @@ def _parser(func, prog, loose=False) -> argparse.ArgumentParser:
         p.add_argument(f'{param.pre}{k}', **param.kwargs)
     return p
 
+# %% ../nbs/13_cli.ipynb #5cd9a30d
 def _parse(func, prog, argv) -> dict:
     "`argv` parsed for `func`: options and positionals in any order; everything after `--` is positional, taken as it is."
     before, after = (argv[:argv.index('--')], argv[argv.index('--') + 1:]) if '--' in argv else (argv, None)
@@ -291,6 +303,7 @@ def _normalise(argv, options) -> list:
         res.append(a)
     return res
 
+# %% ../nbs/13_cli.ipynb #0d0f7507
 def _bad_utf8(argv) -> str|None:
     "An error message for the first argument that is not UTF-8 (Python receives its bytes as lone surrogates), else None."
     for i, a in enumerate(argv):
@@ -303,6 +316,7 @@ def _bad_utf8(argv) -> str|None:
                         f"(byte {raw[e.start]:#04x} at offset {e.start}); pass text encoded in UTF-8")
     return None
 
+# %% ../nbs/13_cli.ipynb #58334d22
 @contextlib.contextmanager
 def _quiet_workers(seen:list):
     "While the block runs, Ctrl-C ends worker processes forked meanwhile (fastai's tokenisers) silently, and is noted in `seen`."
@@ -317,6 +331,7 @@ def _quiet_workers(seen:list):
     finally:
         if installed: signal.signal(signal.SIGINT, old)
 
+# %% ../nbs/13_cli.ipynb #bd8ed285
 def _error_lines(e, limit=15) -> list:
     "The message of `e` for stderr: its first line after 'nlpbook-ch: error:', further lines (the details) indented below."
     lines = [l.rstrip() for l in str(e).strip().splitlines() if l.strip()] or [type(e).__name__]
@@ -328,6 +343,7 @@ def _usage() -> str:
     return 'usage: nlpbook-ch {' + ','.join(COMMANDS) + '} [options] [--debug]\n' + '\n'.join(
         f'  {k:11} {f.__doc__}' for k, f in COMMANDS.items())
 
+# %% ../nbs/13_cli.ipynb #1c990aad
 def main(argv=None) -> int:
     "Entry point of the `nlpbook-ch` command."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -357,6 +373,7 @@ def main(argv=None) -> int:
         print('\n'.join(_error_lines(e)), file=sys.stderr); return 2
     return 0
 
+# %% ../nbs/13_cli.ipynb #aeeb9762
 def console():
     "The console-script wrapper: exit with `main`'s status (quietly, 141, when the reader of our output has gone: `| head`)."
     code = main()

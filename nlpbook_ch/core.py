@@ -104,6 +104,7 @@ def atomic_path(dest, suffix='', mode:int|None=None):
         tmp.unlink(missing_ok=True)
         raise
 
+# %% ../nbs/00_core.ipynb #c1f398b2
 @contextlib.contextmanager
 def atomic_dir(dest):
     "Yield a temporary folder beside `dest`; on success rename it to `dest` (with the umask's permissions), on error delete it."
@@ -186,6 +187,7 @@ def _is_live(holder) -> bool:
     now = _start_time(holder['pid'])
     return holder['start'] is None or now is None or now == holder['start']
 
+# %% ../nbs/00_core.ipynb #3fb88f69
 @contextlib.contextmanager
 def folder_lock(folder, name='.lock'):
     "Hold `folder/name` (created with O_EXCL, holding this pid) while the block runs; raise `FolderBusyError` if a live process holds it."

@@ -21,6 +21,7 @@ class DataNotFoundError(FileNotFoundError):
 class DataLayoutError(DataNotFoundError):
     "A dataset's folder or file exists but lacks a part the package needs."
 
+# %% ../nbs/01_data.ipynb #776de62d
 @dataclass(frozen=True)
 class DatasetSpec:
     "How to recognise, find and download one dataset."
@@ -36,6 +37,7 @@ class DatasetSpec:
     @property
     def is_file(self): return bool(self.columns)
 
+# %% ../nbs/01_data.ipynb #19a18bc4
 DATASETS = {
     'imdb': DatasetSpec('imdb', ('imdb_subset', 'imdb', 'aclImdb'),
                         required=('train/pos', 'train/neg', 'test/pos', 'test/neg'),
@@ -58,6 +60,7 @@ def get_spec(name) -> DatasetSpec:
         raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     return DATASETS[name]
 
+# %% ../nbs/01_data.ipynb #f1a56296
 def _csv_header(path):
     import csv
     with open(path, newline='', encoding='utf-8') as f: return next(csv.reader(f), [])
@@ -72,6 +75,7 @@ def _check_path(name, path):
     if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name}: path must be a folder or file path (a str or pathlib.Path), got {type(path).__name__} {path!r}")
 
+# %% ../nbs/01_data.ipynb #06ffc2ae
 def check_data(name, path) -> Path:
     "Return `path` if it holds a usable copy of dataset `name`, else raise `DataNotFoundError`/`DataLayoutError`."
     spec = get_spec(name)
@@ -114,6 +118,7 @@ def shared_data_dirs():
             if d not in res: res.append(d)
     return res
 
+# %% ../nbs/01_data.ipynb #6772a7a5
 def _fastai_data_dir():
     return Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()/'data'
 
@@ -217,6 +222,7 @@ def _not_found_message(spec, tried, online_checked, env=None):
                  + (f" (it downloads {spec.url})." if spec.url else f" (it downloads from the Hugging Face repo {spec.hf_repo})."))
     return '\n'.join(lines)
 
+# %% ../nbs/01_data.ipynb #bf9eafd5
 def _env_data_dir():
     "The folder `$NLPBOOK_DATA` names (None when unset); an error when it is set but is not a folder."
     env = os.environ.get('NLPBOOK_DATA', '')

@@ -607,6 +607,7 @@ def _owned_files(out) -> set:
     try: return set(json.loads(m.read_text())['files'])
     except (ValueError, KeyError, TypeError) as e: raise FileExistsError(f"{m} is corrupt ({type(e).__name__}); choose a new or empty folder") from e
 
+# %% ../nbs/10_docs.ipynb #30054267
 def build_docs(out, executed=None, nbs=None) -> list:
     "Render the notebooks of `nbs` (the executed copies in `executed`, see `executed_folder`) as a site in `out`; returns the pages in reading order."
     import nbformat

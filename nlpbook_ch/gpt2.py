@@ -86,6 +86,7 @@ def _sdpa_without_cudnn(device):
             s['inside'] -= 1
             if not s['inside']: torch.backends.cuda.enable_cudnn_sdp(s['was'])
 
+# %% ../nbs/05_gpt2.ipynb #c5c1441b
 @contextlib.contextmanager
 def _inference(model):
     "Eval mode, no gradients and (on CUDA) attention without cuDNN for the duration; the model's previous mode is restored afterwards."
@@ -96,6 +97,7 @@ def _inference(model):
         with torch.no_grad(), _sdpa_without_cudnn(input_device(model)): yield
     finally: model.train(was_training)
 
+# %% ../nbs/05_gpt2.ipynb #fdabd144
 def _n_positions(model) -> int|None:
     "The longest sequence `model` takes (GPT-2's `n_positions`, else `max_position_embeddings`), if its config says."
     return getattr(model.config, 'n_positions', None) or getattr(model.config, 'max_position_embeddings', None)
@@ -173,6 +175,7 @@ def _eos_ids(model, tokenizer) -> list:
     if e is None: e = tokenizer.eos_token_id
     return [] if e is None else [e] if isinstance(e, int) else list(e)
 
+# %% ../nbs/05_gpt2.ipynb #663deaeb
 _TANH_GELUS = ('gelu_new', 'gelu_pytorch_tanh', 'gelu_fast')   # transformers' names of GELU's tanh approximation, which `F.gelu(approximate='tanh')` computes
 
 def _tanh_gelu_mlps(model) -> bool:
@@ -183,7 +186,7 @@ def _tanh_gelu_mlps(model) -> bool:
     cls = ACT2CLS[name][0] if isinstance(ACT2CLS[name], tuple) else ACT2CLS[name]
     return all(type(b.mlp.act) is cls for b in model.transformer.h)
 
-
+# %% ../nbs/05_gpt2.ipynb #314ed608
 class GreedyGPT2:
     "Greedy decoding of a GPT-2 with a preallocated KV cache; on CUDA each new token is one replay of a CUDA graph captured by the first call."
     graph_failed = None   # why graph capture failed in this process, if it did

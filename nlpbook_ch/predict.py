@@ -19,6 +19,7 @@ def _learner_kind(learn) -> str|None:
     head = learn.model[-1] if hasattr(learn.model, '__getitem__') and len(learn.model) else None
     return 'classifier' if isinstance(head, PoolingLinearClassifier) else 'lm' if isinstance(head, LinearDecoder) else None
 
+# %% ../nbs/08_predict.ipynb #cf200f4f
 def load_trained(model_dir, kind='classifier'):
     "The exported `classifier` or `lm` learner from a `run_ulmfit` output folder, with clear errors."
     if kind not in ('classifier', 'lm'): raise ValueError(f"kind must be 'classifier' or 'lm', got {kind!r}")
@@ -111,6 +112,7 @@ def _token_lists(tok, texts) -> list:
         return [[t.text for t in doc] for doc in nlp.tokenizer.pipe(texts, batch_size=tok.buf_sz)]
     return [list(t) for t in tok(texts)]
 
+# %% ../nbs/08_predict.ipynb #e67d8774
 def text_ids(learn, texts, n_workers:int|None=None) -> list:
     "Each of `texts` as the token ids `learn.predict` gives the model (the learner's own rules, tokenizer and numericalisation), the tokenizer called once for all texts: in `n_workers` processes (default: `tokenize_workers`)."
     global _PART
@@ -170,6 +172,7 @@ def _clf_parts(learn) -> tuple:
                         f"a {type(m).__name__}; classify with ulmfit.predict_text instead")
     return enc, head
 
+# %% ../nbs/08_predict.ipynb #053570d8
 def _clf_logits(enc, head, ids, device):
     "The classifier's outputs for `ids` (token-id tensors, longest first), each computed as `learn.predict` computes it alone (but for a literal 'xxpad' token at the start of a BPTT chunk, where fastai's encoder skips the chunk)."
     import torch
@@ -197,6 +200,7 @@ def _clf_logits(enc, head, ids, device):
         pooled.append(masked_concat_pool(kept, mask, bptt))
     return head.layers(torch.cat(pooled))
 
+# %% ../nbs/08_predict.ipynb #6ea805b3
 def predict_texts(learn, texts, bs:int=64, amp:bool|None=None, n_workers:int|None=None) -> tuple:
     "(labels, class probabilities) for `texts` in input order (with `amp=False`, `learn.predict`'s to rounding): tokenised in one pass (`text_ids`), classified `bs` at a time, longest first. `amp`: mixed precision, see `autocast_dtype` (default: where the hardware does it natively; `amp=False`: fp32, `learn.predict`'s to rounding)."
     import torch

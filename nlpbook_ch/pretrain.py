@@ -75,6 +75,7 @@ def corpus_texts(source, parts=CORPUS_PARTS, max_docs:int|None=None) -> list:
     if not texts: raise ValueError(f"Corpus {source} holds no documents")
     return texts
 
+# %% ../nbs/03_pretrain.ipynb #93a55c05
 def write_corpus(texts, dest) -> Path:
     "Write `texts` one per line to `dest` (compressed by its suffix, `.xz` or `.gz`), atomically."
     bad = [i for i, t in enumerate(texts) if '\n' in t or '\r' in t]
@@ -85,6 +86,7 @@ def write_corpus(texts, dest) -> Path:
             for t in texts: f.write(t + '\n')
     return Path(dest)
 
+# %% ../nbs/03_pretrain.ipynb #15832ca7
 def texts_sha256(texts) -> str:
     "sha256 of the documents joined one per line: the same for a corpus read from a folder or from a file."
     h = hashlib.sha256()
@@ -161,6 +163,7 @@ def _positive_ints(cfg, names):
     "Raise a one-line `ValueError` naming the first of `names` that is not a positive int on `cfg`."
     for k in names: _pos_int(getattr(cfg, k), k)
 
+# %% ../nbs/03_pretrain.ipynb #3561e699
 @dataclass
 class PretrainConfig:
     "Everything that determines a pretrained AWD-LSTM, recorded in its model card."
@@ -195,6 +198,7 @@ class PretrainConfig:
         _frac_ok(self.valid_frac); _max_docs_ok(self.max_docs); _seed_ok(self.seed)
         return self
 
+# %% ../nbs/03_pretrain.ipynb #5e83a432
 def awd_lstm_lm(vocab_sz:int, size='small', drop_mult:float=0.3):
     "fastai's AWD-LSTM language model (`get_language_model`) of one of the `AWD_SIZES`."
     from fastai.text.all import AWD_LSTM, awd_lstm_lm_config, get_language_model
@@ -367,6 +371,7 @@ def _same_config(out, cfg):
         diff = {k: (old.get(k), v) for k, v in new.items() if old.get(k) != v}
         raise ValueError(f"--resume with a different configuration than the run in {out}: {diff}")
 
+# %% ../nbs/03_pretrain.ipynb #f1d98f6f
 def pretrain_awd_lstm(out, corpus, cfg:PretrainConfig|None=None, resume=False, device=None, threads:int|None=None,
                       command:str|None=None, log=print, deadline:float|None=None, stop_after:int|None=None, amp:bool|None=None) -> dict:
     "Pretrain fastai's AWD-LSTM on `corpus` into `out` (resumable); export it in fastai's format with a model card. Returns the card."
@@ -444,6 +449,7 @@ def half_state_dict(sd:dict) -> dict:
         res[k] = seen[key]
     return res
 
+# %% ../nbs/03_pretrain.ipynb #b69b0137
 def export_awd_lstm(out, model, vocab, cfg, meta, hist, seconds, dev, command, n_train, valid, n_valid_docs) -> dict:
     "Write `out/final/` (weights, vocabulary, model card) atomically and return the card; `valid` is the held-out token stream."
     final = Path(out)/'final'
@@ -509,6 +515,7 @@ def wt103_dir(backwards=False) -> Path:
     "Where fastai keeps the pretrained AWD-LSTM weights (`$FASTAI_HOME/models/wt103-fwd`, or `wt103-bwd`)."
     return Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()/'models'/('wt103-bwd' if backwards else 'wt103-fwd')
 
+# %% ../nbs/03_pretrain.ipynb #7495d770
 @dataclass
 class AWDPretrained:
     "Which pretrained AWD-LSTM to start from, and what fastai's calls need to load it."
@@ -529,6 +536,7 @@ class AWDPretrained:
         return (f"the project's {c['name']} ({c['arch']}, pretrained on {c['corpus']['n_docs']:,} IMDB train+unsup reviews, "
                 f"held-out perplexity {c['final']['perplexity']:.1f}) from {self.folder}")
 
+# %% ../nbs/03_pretrain.ipynb #416801e9
 def awd_pretrained(mode=None, name:str=PRETRAINED_AWD, log=None) -> AWDPretrained:
     "The pretrained AWD-LSTM for `mode`: WikiText-103 in full mode when cached or online, else the project's model `name`."
     from nlpbook_ch.core import get_mode, is_online
@@ -547,6 +555,7 @@ GPT2_SIZES = {
 }
 "GPT-2 sizes `pretrain_gpt2` offers (overrides of `GPT2Config`; the vocabulary is always GPT-2's 50,257 tokens)."
 
+# %% ../nbs/03_pretrain.ipynb #0212f289
 @dataclass
 class GPT2PretrainConfig:
     "Everything that determines a pretrained small GPT-2, recorded in its model card."
@@ -619,6 +628,7 @@ class _Blocks(torch.utils.data.Dataset):
         x = torch.as_tensor(self.blocks[i], dtype=torch.long)
         return dict(input_ids=x, labels=x)
 
+# %% ../nbs/03_pretrain.ipynb #bbe49245
 def _tokens_per_s_callback(tokens_per_step, log):
     from transformers import TrainerCallback
     class TokensPerSecond(TrainerCallback):
@@ -633,6 +643,7 @@ def _tokens_per_s_callback(tokens_per_step, log):
                 f"  {rate:,.0f} tokens/s  elapsed {_fmt_time(el)}  ETA {_fmt_time(eta)}")
     return TokensPerSecond()
 
+# %% ../nbs/03_pretrain.ipynb #2df1e123
 def _deadline_callback(deadline, log):
     from transformers import TrainerCallback
     class Deadline(TrainerCallback):
@@ -746,6 +757,7 @@ def export_gpt2(out, model, tok, cfg, meta, hist, base, seconds, dev, command, v
         (tmp/'MODEL_CARD.md').write_text(gpt2_card_markdown(card))
     return card
 
+# %% ../nbs/03_pretrain.ipynb #38dd9af7
 def gpt2_card_markdown(card:dict) -> str:
     "A short human-readable model card for an exported small GPT-2."
     c = card['corpus']

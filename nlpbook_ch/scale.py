@@ -98,6 +98,7 @@ class ULMFiTDistributedDL(DistributedDL):
         per = self.n_padded // w
         return idxs[self.rank * per:(self.rank + 1) * per]
 
+# %% ../nbs/12_scale.ipynb #864ab651
 @contextlib.contextmanager
 def distributed(learn, **kwargs):
     "`learn.distrib_ctx(**kwargs)` (a no-op in one process), with `ULMFiTDistributedDL`: works on CPU (gloo) as well as GPUs."
@@ -197,6 +198,7 @@ def _lm_row(learn):
     names = learn.recorder.metric_names[1:-1]
     return {k: float(v) for k, v in zip(names, learn.recorder.values[-1])} if learn.recorder.values else {}
 
+# %% ../nbs/12_scale.ipynb #5c95315d
 def train_direction(lm_path, clf_path, cfg:U.ULMFiTConfig, direction='fwd', out=None, resume=False, want_probs=True) -> dict:
     "Fine-tune the language model and train the classifier in `direction`, in one process or many; rank 0 writes into `out`."
     _check_dir(direction)
@@ -245,6 +247,7 @@ def _prepare_data(cfg, path):
         return path, path
     return U.imdb_paths(cfg)
 
+# %% ../nbs/12_scale.ipynb #4ce89d3e
 def run_ulmfit(mode=None, path=None, out=None, directions=DIRECTIONS, lr_rule='none', device_lm_bs=None, device_clf_bs=None,
                resume=False, **overrides) -> dict:
     "ULMFiT for each of `directions` and their ensemble, in one process or under `accelerate launch`/`torchrun`; rank 0 writes."

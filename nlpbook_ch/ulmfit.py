@@ -96,6 +96,7 @@ class ULMFiTConfig:
     @property
     def use_cpu_bf16(self): return not has_cuda() and (native_bf16() if self.cpu_bf16 is None else self.cpu_bf16)
 
+# %% ../nbs/04_ulmfit.ipynb #85362236
 FULL = dict(mode='full', n_per_label=None, lm_n_per_label=None, lm_n_unsup=None, pretrained=True, arch={},
             max_vocab=60000, lm_bs=64, lm_bs_max=512, lm_seq_len=72, clf_bs=64, quick_epochs=4, lm_frozen=(1, 1e-2),
             lm_unfrozen=(10, 1e-3), stages=CHAPTER_STAGES, lr_find_iters=100)
@@ -114,6 +115,7 @@ FULL_CPU_WHY = ("full mode on a CPU: the classifier trains on all 25,000 train/ 
     "(1,000 labelled, half of them from test/, as the chapter's LM also reads test/ text, and 1,000 unlabelled): a single "
     "language-model epoch over all 100,000 reviews would take many hours on a laptop CPU. bf16 where the CPU has it natively.")
 
+# %% ../nbs/04_ulmfit.ipynb #347e8f1b
 def ulmfit_config(mode=None, cpu:bool|None=None, **overrides) -> ULMFiTConfig:
     "The `ULMFiTConfig` preset for `mode` (see `get_mode`): quick, or full: the chapter's (`FULL`), or `FULL_CPU` if `cpu` (None: when there is no CUDA GPU); with `overrides` applied."
     mode = get_mode(mode)
@@ -461,6 +463,7 @@ def _continue(learn, text, n_words, temperature, decoder=decode_spec_tokens):
     vocab = learn.dls.train_ds.numericalize.vocab
     return learn.dls.train_ds.tokenizer.sep.join(decoder([vocab[i] for i in idxs if vocab[i] not in (BOS, PAD)]))
 
+# %% ../nbs/04_ulmfit.ipynb #676d3146
 def generate(learn, prompt, n_words:int=40, temperature:float=0.75, n_samples:int=1, seed=None, decode=True):
     "`n_samples` continuations of `prompt` of `n_words` tokens each (decoded text, or the raw tokens); any temperature > 0 (greedy in the limit)."
     check_text(prompt)

@@ -289,3 +289,108 @@ def test_suite_durations_compares_two_logs():
     assert a == {'t.py::x': 3.0, 't.py::y': 4.0} and sd.summary('== 2 passed in 7.1s ==') == '2 passed in 7.1s'
     t = sd.table(a, b, ['A', 'B'])
     assert '| `x` | 3.0 | 1.0 | 3.00x |' in t and '| **sum over the 2 tests in both runs** | 7.0 | 3.0 | 2.33x |' in t
+
+# ---------------------------------------------------------------- heldout_sentiment.py
+def _nested_sdist(path, files:dict, top='vaderSentiment-3.3.2'):
+    "A tar.gz laid out as the vaderSentiment source distribution: `top`/additional_resources/hutto_ICWSM_2014.tar.gz holding `files`."
+    import io, tarfile
+    def targz(members:dict) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w:gz') as t:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+    inner = targz({f'hutto_ICWSM_2014/{n}': b for n, b in files.items()})
+    path.write_bytes(targz({f'{top}/README.rst': b'x', f'{top}/additional_resources/hutto_ICWSM_2014.tar.gz': inner}))
+    return path
+
+def test_heldout_sentiment_reads_labels_and_writes_the_data_without_the_network(tmp_path):
+    "The nested archives read in memory, lines cut at '\\n' only, the labels' thresholds, the CSV as the command reads it."
+    hs = _load('heldout_sentiment')
+    amazon = ('1\t2.5\tGreat fun\u0085 really, "truly".\r\n2\t-0.5\tMeh\u2028so-so\r\n3\t-1.2\tA \'\'dull\'\' film.\r\n'
+              '4\t0.51\tok\r\n\r\n5\tabc\tbad rating\r\n6\t0.0\twith\ttab\r\n7\t-3\t  last line, no newline ').encode('utf-8')
+    tweets = '1\t1.0\tcaf\xe9 au lait\n2\t-2\tworst\n'.encode('latin-1')   # not UTF-8: read as latin-1, and said so
+    sdist = _nested_sdist(tmp_path/'vaderSentiment-3.3.2.tar.gz', {'amazonReviewSnippets_GroundTruth.txt': amazon,
+                                                                    'tweets_GroundTruth.txt': tweets, 'other.txt': b''})
+    rows, st = hs.parse_ground_truth(hs.decode(amazon)[0])
+    assert [r[0] for r in rows] == ['1', '2', '3', '4', '6', '7'] and rows[0][2] == 'Great fun\u0085 really, "truly".'
+    assert rows[4][2] == 'with\ttab' and rows[5] == ('7', -3.0, 'last line, no newline') and rows[2][2] == "A ''dull'' film."
+    assert (st['crlf_lines'], st['empty_lines'], st['bad_lines'], st['stripped_texts'], st['double_apostrophe_texts']) == (7, 1, 1, 1, 1)
+    assert [hs.label_for(r) for r in (0.5, 0.51, -0.5, -0.51, 0.0)] == ['neutral', 'positive', 'neutral', 'negative', 'neutral']
+    assert hs.label_for(0.2, binary=True) is None and hs.label_for(-4, binary=True) == 'negative'
+    with pytest.raises(hs.SdistError, match='sha256'): hs.fetch_sdist(tmp_path/'cache', local=sdist, log=lambda m: None)
+    got = hs.fetch_sdist(tmp_path/'cache', local=sdist, sha256=hs.sha256_of(sdist), log=lambda m: None)
+    assert got.read_bytes() == sdist.read_bytes() and got.parent == tmp_path/'cache'
+    data = hs.prepare(['amazon', 'tweets'], got, tmp_path/'data', log=lambda m: None)
+    a, t = data['amazon'], data['tweets']
+    assert a['encoding'] == 'utf-8' and t['encoding'].startswith('latin-1') and t['class_counts'] == {'negative': 1, 'positive': 1}
+    assert a['class_counts'] == {'negative': 2, 'neutral': 2, 'positive': 2} and a['csv_rows'] == 6
+    from nlpbook_ch.owndata import _read_table   # the CSV as `nlpbook-ch ulmfit --data` reads it (read_labelled's reader)
+    import pandas as pd
+    df = pd.read_csv(a['csv'], dtype=str, keep_default_na=False)
+    assert df.text.tolist() == [r[2] for r in rows] and list(df.columns) == ['text', 'label']
+    assert _read_table(tmp_path/'data'/'amazon.csv').text.tolist() == [r[2] for r in rows] and '\u2028' in df.text[1]
+    b = hs.prepare(['amazon'], got, tmp_path/'data', binary=True, log=lambda m: None)['amazon']
+    assert b['class_counts'] == {'negative': 2, 'positive': 2} and b['neutral_dropped'] == 2 and b['csv'].endswith('amazon_binary.csv')
+
+def test_heldout_sentiment_markdown_answers_both_questions():
+    hs = _load('heldout_sentiment')
+    rep = lambda acc: dict(accuracy=acc, macro_f1=acc - 0.1, per_class={'negative': dict(precision=.9, recall=.8, f1=.85, support=500)})
+    def one(n, rows, wall, acc_u, acc_t):
+        return dict(data=dict(name=n, file='f.txt', what='w', bytes=1, encoding='utf-8', first_rows=None, neutral_dropped=0, csv_rows=rows,
+                              rating_min=-3.0, rating_max=3.0, class_counts={'negative': rows - 60, 'neutral': 60},
+                              parse=dict(rows=rows, crlf_lines=rows, empty_lines=0, bad_lines=0, bad_examples=[], duplicate_ids=0,
+                                         stripped_texts=0, double_apostrophe_texts=3)),
+                    run=dict(status='finished', run='r', attempts=1, failed_attempts=0, threads=[2], wall_s=wall, peak_rss_mib=1500.0,
+                             n_train=rows - 100, n_valid=100, lm_seconds=100.0, clf_seconds=200.0, clf_s_per_step=0.25, schedule='s',
+                             lm_perplexity_before=60.0, lm_perplexity=[50.0, 45.0], stage_seconds={'lm_frozen': 40.0}, mode='quick',
+                             pretrained=True, pretrained_model='awd_lstm_imdb_small', cpu_bf16=None,
+                             progress=dict(stage_lines=6, bar_updates_with_time_left=40, other_time_left_lines=[]),
+                             ulmfit=dict(rep(acc_u), predict_seconds=1.0), tfidf=dict(rep(acc_t), seconds=2.0, C=10.0, n_features=9, report=rep(acc_t)),
+                             accuracy_points=round((acc_u - acc_t) * 100, 2), macro_f1_points=round((acc_u - acc_t) * 100, 2)))
+    res = dict(cmd='python bench/heldout_sentiment.py', smoke=False, binary=False, threads=2, mode=None, total_seconds=900.0,
+               source=dict(file='vaderSentiment-3.3.2.tar.gz', sha256='abc'), machine=dict(date='d', usable_cores=2, load_at_start='1'),
+               sets={'movie': one('movie', 10605, 540.0, 0.80, 0.75), 'nyt': one('nyt', 5190, 700.0, 0.60, 0.62)})
+    md = hs.markdown(res)
+    assert '| movie (in-domain) | 10,605 (10,505 / 100) | negative 10,545, neutral 60 | 0.800 / 0.700 | 0.750 / 0.650 | +5.0 / +5.0 | 9:00 |' in md
+    assert '| nyt | 5,190 (5,090 / 100) |' in md and '-2.0 / -2.0 | 11:40 |' in md and '| 0.250 | 1,500 |' in md
+    assert 'took 9.0 min end to end with 2 thread(s)' in md and 'within 10 minutes' in md and 'unbalanced' in md
+    assert 'ULMFiT ahead on both' in md and 'the baseline ahead on both' in md and 'pretrained on IMDB movie reviews' in md
+    assert '40 progress-bar update(s)' in md and "no estimate of the whole command's time left" in md
+
+def test_heldout_sentiment_smoke(tmp_path):
+    "The whole route on 300 real snippets: needs the source distribution from PyPI (skipped without a connection)."
+    import socket
+    try: socket.create_connection(('pypi.org', 443), timeout=3).close()
+    except OSError: pytest.skip('PyPI cannot be reached: the smoke run downloads vaderSentiment==3.3.2')
+    hs = _load('heldout_sentiment')
+    res = hs.main(['--smoke', '--threads', '1', '--out', str(tmp_path), '--runs', str(tmp_path/'runs')])
+    r = res['sets']['amazon']['run']
+    assert r['status'] == 'finished' and r['n_train'] + r['n_valid'] == 300 and r['attempts'] == 1 and r['peak_rss_mib'] > 0
+    assert set(r['ulmfit']['per_class']) == {'negative', 'neutral', 'positive'} and r['progress']['stage_lines'] == 4
+    md = (tmp_path/'heldout_sentiment_smoke.md').read_text()
+    assert '**Smoke run**' in md and '| amazon | 300 (270 / 30) |' in md and (tmp_path/'runs'/'amazon-smoke'/'command.log').exists()
+    again = hs.main(['--smoke', '--threads', '1', '--out', str(tmp_path), '--runs', str(tmp_path/'runs')])   # finished: read, not trained again
+    assert again['sets']['amazon']['run']['attempts'] == 1 and again['sets']['amazon']['run']['ulmfit'] == r['ulmfit']
+
+def test_figure3_compares_n_with_stage1_to_ten_n_without(tmp_path):
+    "The Figure 3 table: ULMFiT's rows read from owndata_schedule's results, the network without stage 1 at n and 10 x n, a verdict with the spread."
+    f3 = _load('figure3')
+    sched = dict(smoke=False, rows=[dict(seed=s, n_labelled=n, ulmfit=a, steps=10, seconds=1.0, tfidf_cv=0.7)
+                                    for s in (1, 2) for n, a in ((50, 0.74 + s / 100), (100, 0.82))])
+    (tmp_path/'owndata_schedule.json').write_text(json.dumps(sched))
+    (tmp_path/'owndata_schedule_250_1000.json').write_text(json.dumps(dict(sched, smoke=True)))   # a smoke run's rows are never read
+    stage1 = f3.with_stage1_rows(tmp_path)
+    assert len(stage1) == 4 and {r['source'] for r in stage1} == {'bench/results/owndata_schedule.json'}
+    rows = [dict(seed=s, n_labelled=n, accuracy=a, steps=5, seconds=2.0, lm_seconds=1.0, lm_perplexity=90.0, tfidf=0.6)
+            for s in (1, 2) for n, a in ((50, 0.55), (100, 0.56), (500, 0.70 + s / 100), (1000, 0.81 + s / 100))]
+    res = dict(seeds=[1, 2], sizes=[50, 100], factor=10, smoke=False, rows=rows, schedules={50: 'w50', 500: 'w500'},
+               machine=dict(date='d', total_seconds=5.0))
+    s = {r['n']: r for r in f3.summarize(res, stage1)}
+    assert s[50]['m'] == 500 and s[50]['ulmfit'][0] == pytest.approx(0.755) and s[50]['scratch_m'][0] == pytest.approx(0.715)
+    assert f3.verdict(s[50]).startswith('ULMFiT ahead by 0.040')             # apart by more than the two sds together
+    assert f3.verdict(s[100]).startswith('level within the spread')          # 0.82 vs 0.825 +- 0.007
+    md = f3.markdown(res, stage1, 'python bench/figure3.py', 'figure3.png')
+    assert '| 50 | 0.755 ± 0.007 (2) | 500: 0.715 ± 0.007 (2) | 0.550 ± 0.000 (2) |' in md and '![ULMFiT at n vs' in md
+    assert 'owndata_schedule.json' in md and 'w500' in md
+    assert f3.plot(res, stage1, tmp_path/'figure3').exists()

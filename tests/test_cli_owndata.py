@@ -1,5 +1,5 @@
 """`nlpbook-ch ulmfit --data`: a reader's own labelled texts through the command, as a user runs it (subprocesses)."""
-import json, os, shutil, subprocess, sys
+import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -36,6 +36,10 @@ def test_a_csv_trains_and_reports(own):
     r = own['run']
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'plan  ' in r.stdout and 'classifier batch' in r.stdout             # the schedule, printed before training
+    lines = r.stdout.splitlines()
+    assert sum(l.startswith('plan  ') and 'training texts' in l for l in lines) == 1   # the schedule's why, once
+    assert not any(l.startswith('data  data') for l in lines)                        # each line tagged once
+    assert re.search(r'TF-IDF baseline accuracy [0-9.]+, macro-F1 [0-9.]+ \(\d+\.\d s\)', r.stdout), r.stdout[-2000:]
     assert 'ULMFiT' in r.stdout and 'TF-IDF baseline' in r.stdout               # both results, side by side
     rep = json.loads((own['out']/'report.json').read_text())
     assert rep['complete'] and rep['data']['classes'] == ['awful', 'great', 'mixed']
