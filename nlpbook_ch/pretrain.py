@@ -371,27 +371,34 @@ def _same_config(out, cfg):
         diff = {k: (old.get(k), v) for k, v in new.items() if old.get(k) != v}
         raise ValueError(f"--resume with a different configuration than the run in {out}: {diff}")
 
-# %% ../nbs/03_pretrain.ipynb #f1d98f6f
-def pretrain_awd_lstm(out, corpus, cfg:PretrainConfig|None=None, resume=False, device=None, threads:int|None=None,
-                      command:str|None=None, log=print, deadline:float|None=None, stop_after:int|None=None, amp:bool|None=None) -> dict:
-    "Pretrain fastai's AWD-LSTM on `corpus` into `out` (resumable); export it in fastai's format with a model card. Returns the card."
-    cfg, out, threads = (cfg or PretrainConfig()).check(), _out_ok(out), _threads_ok(threads)
+# %% ../nbs/03_pretrain.ipynb #e81b482a
+@contextlib.contextmanager
+def _pretrain_run(out, cfg, corpus, resume:bool, threads, what:str, recorded):
+    "The start both pretraining jobs share: check `out` and `threads`; refuse a started run without `resume` or with another config; write `config.json`; clean up a run that fails before its first checkpoint. Yields `(out, started, card)`, `card` the finished run's model card (checked to come from `corpus`, whose fields `recorded(card)` gives) or None."
+    out, threads = _out_ok(out), _threads_ok(threads)
     started, card_file = _started(out), out/'final'/'model_card.json'
     if started:
-        if not resume: raise FileExistsError(f"{out} holds an earlier pretraining run: pass --resume to continue it, or choose another --out")
+        if not resume: raise FileExistsError(f"{out} holds an earlier {what}: pass --resume to continue it, or choose another --out")
         _same_config(out, cfg)
     if threads: torch.set_num_threads(threads)
     with _cleanup_unstarted(out, _first_missing(out)):
         out.mkdir(parents=True, exist_ok=True)
         if not (started and (out/'config.json').exists()):
             with atomic_path(out/'config.json') as tmp: tmp.write_text(json.dumps(asdict(cfg), indent=1))
-        if card_file.exists():   # finished: returned as it is, if it was made from this corpus
-            card = json.loads(card_file.read_text())
-            texts = corpus_texts(corpus, max_docs=cfg.max_docs)
-            why = _stale(dict(corpus=card['corpus']['source'], corpus_sha256=card['corpus']['sha256']),
-                         dict(corpus_sha256=texts_sha256(texts)), out, corpus)
+        card = json.loads(card_file.read_text()) if card_file.exists() else None
+        if card is not None:   # finished: returned as it is, if it was made from this corpus
+            why = _stale(recorded(card), dict(corpus_sha256=texts_sha256(corpus_texts(corpus, max_docs=cfg.max_docs))), out, corpus)
             if why: raise ValueError(why)
-            return card
+        yield out, started, card
+
+# %% ../nbs/03_pretrain.ipynb #f1d98f6f
+def pretrain_awd_lstm(out, corpus, cfg:PretrainConfig|None=None, resume=False, device=None, threads:int|None=None,
+                      command:str|None=None, log=print, deadline:float|None=None, stop_after:int|None=None, amp:bool|None=None) -> dict:
+    "Pretrain fastai's AWD-LSTM on `corpus` into `out` (resumable); export it in fastai's format with a model card. Returns the card."
+    cfg = (cfg or PretrainConfig()).check()
+    recorded = lambda card: dict(corpus=card['corpus']['source'], corpus_sha256=card['corpus']['sha256'])
+    with _pretrain_run(out, cfg, corpus, resume, threads, 'pretraining run', recorded) as (out, started, card):
+        if card is not None: return card
         ids, offsets, vocab, meta = corpus_tokens(out, corpus, cfg, log, replace_stale=not started)
         return _train_awd(out, cfg, ids, offsets, vocab, meta, device, command, log, deadline, stop_after, amp)
 
@@ -685,21 +692,9 @@ def gpt2_corpus_blocks(out, corpus, tokenizer, cfg:GPT2PretrainConfig, log=print
 def pretrain_gpt2(out, corpus, tokenizer='gpt2', cfg:GPT2PretrainConfig|None=None, resume=False, device=None,
                   threads:int|None=None, command:str|None=None, log=print, deadline:float|None=None) -> dict:
     "Train a small `GPT2LMHeadModel` on `corpus` with transformers' `Trainer` (resumable per epoch); export it with `save_pretrained` and a model card."
-    cfg, out, threads = (cfg or GPT2PretrainConfig()).check(), _out_ok(out), _threads_ok(threads)
-    started, card_file = _started(out), out/'final'/'model_card.json'
-    if started:
-        if not resume: raise FileExistsError(f"{out} holds an earlier GPT-2 run: pass --resume to continue it, or choose another --out")
-        _same_config(out, cfg)
-    if threads: torch.set_num_threads(threads)
-    with _cleanup_unstarted(out, _first_missing(out)):
-        out.mkdir(parents=True, exist_ok=True)
-        if not (started and (out/'config.json').exists()):
-            with atomic_path(out/'config.json') as tmp: tmp.write_text(json.dumps(asdict(cfg), indent=1))
-        if card_file.exists():   # finished: returned as it is, if it was made from this corpus
-            card = json.loads(card_file.read_text())
-            why = _stale(card['corpus'], dict(corpus_sha256=texts_sha256(corpus_texts(corpus, max_docs=cfg.max_docs))), out, corpus)
-            if why: raise ValueError(why)
-            return card
+    cfg = (cfg or GPT2PretrainConfig()).check()
+    with _pretrain_run(out, cfg, corpus, resume, threads, 'GPT-2 run', lambda card: card['corpus']) as (out, started, card):
+        if card is not None: return card
         tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
         train, valid, meta = gpt2_corpus_blocks(out, corpus, tok, cfg, log, replace_stale=not started)
         return _train_gpt2(out, cfg, tok, train, valid, meta, resume, device, command, log, deadline)
