@@ -59,6 +59,8 @@ def main(argv=None):
     ap.add_argument('--smoke', action='store_true', help='a run on the shipped subset (TINY): check the script, write nothing')
     ap.add_argument('--partial', action='store_true', help='record the stages an unfinished run has done (no per-class report)')
     ap.add_argument('--note', default='', help='a sentence on how the run went (e.g. what else the machine was doing)')
+    ap.add_argument('--no-predict', action='store_true', help="skip predicting the test reviews again for the per-class report "
+                    "(the stages' accuracies, fastai's metric on the same reviews, are recorded either way)")
     a = ap.parse_args(argv)
     import torch
     from nlpbook_ch.predict import load_trained, predict_texts
@@ -78,7 +80,7 @@ def main(argv=None):
     files = sorted(wd.glob('test/*/*.txt'))
     texts = [f.read_text(encoding='utf-8') for f in files]; labels = [f.parent.name for f in files]
     rep = None
-    if not missing:
+    if not missing and not a.no_predict:
         learn = load_trained(run)
         t0 = time.time(); pred, _ = predict_texts(learn, texts, amp=False); pred_s = round(time.time() - t0, 1)
         rep = classification_report(labels, list(pred), sorted(set(labels)))
@@ -146,10 +148,13 @@ def markdown(r, per_class) -> str:
     t = r.get('test')
     last = st[-1] if st else None
     if t: ulm_row = f"| ULMFiT, the project's small AWD-LSTM (this run, last stage) | {t['accuracy']:.4f} | {t['macro_f1']:.4f} |\n"
+    elif last and r['complete']: ulm_row = f"| ULMFiT, the project's small AWD-LSTM (this run, after its last stage) | {last['accuracy']:.4f} | |\n"
     elif last: ulm_row = f"| ULMFiT, the project's small AWD-LSTM (this run, after stage {len(st)} of {len(st) + len(r['to_do'])}: not finished) | {last['accuracy']:.4f} | |\n"
     else: ulm_row = ''
     if t: test_note = (f"The test accuracy above is recomputed from the exported classifier ({t['n']:,} reviews, fp32, {t['predict_seconds']} s);\n"
                        f"the stage table's figures are fastai's validation metric after each stage. {r.get('note', '')}\n\n## Per class (last stage)\n\n{per_class}")
+    elif r['complete']: test_note = (f"The figures are fastai's validation metric on all {r['n_test']:,} test reviews after each stage (the "
+                                     f"per-class report was not made: `--no-predict`). {r.get('note', '')}")
     else: test_note = (f"**The run did not finish** ({', '.join(r['to_do'])} still to do): the figures are fastai's validation metric on all "
                        f"{r['n_test']:,} test reviews after each stage that finished. {r.get('note', '')}")
     return f"""# ULMFiT at the chapter's scale on a CPU: all 25,000 labels, all 25,000 test reviews
