@@ -25,7 +25,6 @@ subset. The subset has 1,000 labelled training reviews, so 10 x n reaches n = 10
 Writes bench/results/figure3.{md,json,png} (--smoke: figure3_smoke.*).
 """
 import argparse, json, sys, time, warnings
-from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C   # sets the offline/cache environment defaults before fastai is imported
@@ -57,7 +56,7 @@ def run(seeds=(42, 43, 44), sizes=(50, 100), factor=10, smoke=False, log=print, 
     torch.set_num_threads(1)
     warnings.filterwarnings('ignore')
     from nlpbook_ch.ulmfit import ulmfit_config, imdb_paths
-    from nlpbook_ch.owndata import schedule_for, tfidf_baseline
+    from nlpbook_ch.owndata import schedule_for
     abl, sched = _load('ulmfit_ablation'), _load('owndata_schedule')
     info, t_start = C.machine_info(), time.perf_counter()
     clf_path, lm_path = imdb_paths(ulmfit_config('quick'))
@@ -77,13 +76,7 @@ def run(seeds=(42, 43, 44), sizes=(50, 100), factor=10, smoke=False, log=print, 
         log(f"seed {seed}: language model from random weights, perplexity {lm['perplexity']:.1f} in {lm['seconds']:.0f}s")
         for m in counts:
             if (seed, m) in have: continue
-            keep = abl.train_subset(m)
-            s = schedule_for(m, 2)
-            stages = tuple((ft, 1, lr) for ft, _, lr in s['stages']) if smoke else s['stages']
-            cfg_m = replace(cfg, clf_bs=s['clf_bs'], stages=stages)
-            r = sched.train_scheduled(cfg_m, abl.subset_dataloaders(clf_path, cfg_m, keep, vocab), enc, lm_path)
-            xt, yt = abl.read_reviews(keep)
-            tf = tfidf_baseline(xt, yt, xv, yv, seed=0)
+            r, _, tf, _ = sched.train_size(abl, cfg, m, vocab, enc, (clf_path, lm_path), (xv, yv), smoke)
             rows.append(dict(seed=seed, n_labelled=m, accuracy=r['accuracy'], steps=r['steps'], seconds=r['seconds'],
                              lm_seconds=round(lm['seconds'], 1), lm_perplexity=round(lm['perplexity'], 2), tfidf=tf['accuracy']))
             log(f"seed {seed} n={m}: without stage 1 {r['accuracy']:.4f} ({r['steps']} steps, {r['seconds']:.0f}s); TF-IDF {tf['accuracy']:.4f}")
@@ -128,7 +121,7 @@ def plot(res:dict, stage1:list, out:Path) -> Path:
         return ns, [s[0] for s in st], [s[1] for s in st], max((s[2] for s in st), default=0)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ns, mu, sd, k = series(stage1)
-    ax.errorbar(ns, mu, yerr=sd, marker='o', capsize=4, label=f'ULMFiT (stage 1: the project\'s pretrained model)')
+    ax.errorbar(ns, mu, yerr=sd, marker='o', capsize=4, label='ULMFiT (stage 1: the project\'s pretrained model)')
     ns2, mu2, sd2, k2 = series(res['rows'])
     ax.errorbar(ns2, mu2, yerr=sd2, marker='s', capsize=4, label='the same network without stage 1')
     ns3 = sorted({r['n_labelled'] for r in stage1 + res['rows']})

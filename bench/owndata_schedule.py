@@ -49,13 +49,24 @@ def train_scheduled(cfg, dls, encoder:str, lm_path) -> dict:
     del learn; free_memory()
     return res
 
+def train_size(abl, cfg, n:int, vocab, encoder:str, paths, valid_xy, smoke=False) -> tuple:
+    "One size of the few-label benchmarks: the first n/2 training reviews per label, `schedule_for(n, 2)`'s batch and epochs (1 per stage if `smoke`) from the fine-tuned `encoder`; TF-IDF (C by cross-validation) on the same reviews. Returns (the classifier's result, the schedule, TF-IDF's result, the reviews)."
+    from nlpbook_ch.owndata import schedule_for, tfidf_baseline
+    clf_path, lm_path = paths
+    keep, s = abl.train_subset(n), schedule_for(n, 2)
+    stages = tuple((ft, 1, lr) for ft, _, lr in s['stages']) if smoke else s['stages']
+    cfg_n = replace(cfg, clf_bs=s['clf_bs'], stages=stages)
+    r = train_scheduled(cfg_n, abl.subset_dataloaders(clf_path, cfg_n, keep, vocab), encoder, lm_path)
+    xt, yt = abl.read_reviews(keep)
+    return r, s, tfidf_baseline(xt, yt, *valid_xy, seed=0), keep
+
 def run(seeds=(42, 43, 44), sizes=(50, 100), smoke=False, log=print, done:list|None=None, save=None) -> dict:
     "Every (seed, size); rows in `done` are kept and not rerun; `save(res)` after each new row (a killed run keeps what it finished)."
     import torch
     torch.set_num_threads(1)
     warnings.filterwarnings('ignore')
     from nlpbook_ch.ulmfit import ulmfit_config, imdb_paths
-    from nlpbook_ch.owndata import schedule_for, tfidf_baseline
+    from nlpbook_ch.owndata import schedule_for
     abl = _load_ablation()
     info, t_start = C.machine_info(), time.perf_counter()
     clf_path, lm_path = imdb_paths(ulmfit_config('quick'))
@@ -74,13 +85,7 @@ def run(seeds=(42, 43, 44), sizes=(50, 100), smoke=False, log=print, done:list|N
         log(f"seed {seed}: LM perplexity {lm['perplexity']:.1f} in {lm['seconds']:.0f}s")
         for n in sizes:
             if (seed, n) in have: continue
-            keep = abl.train_subset(n)
-            s = schedules[n]
-            stages = tuple((ft, 1, lr) for ft, _, lr in s['stages']) if smoke else s['stages']
-            cfg_n = replace(cfg, clf_bs=s['clf_bs'], stages=stages)
-            r = train_scheduled(cfg_n, abl.subset_dataloaders(clf_path, cfg_n, keep, vocab), enc, lm_path)
-            xt, yt = abl.read_reviews(keep)
-            tf = tfidf_baseline(xt, yt, xv, yv, seed=0)
+            r, s, tf, keep = train_size(abl, cfg, n, vocab, enc, (clf_path, lm_path), (xv, yv), smoke)
             tf10 = abl.tfidf_baseline(keep, valid, seed=seed)
             rows.append(dict(seed=seed, n_labelled=n, ulmfit=r['accuracy'], steps=r['steps'], seconds=r['seconds'], lm_seconds=round(lm['seconds'], 1),
                              tfidf_cv=tf['accuracy'], tfidf_cv_C=tf['C'], tfidf_C10=tf10['accuracy']))

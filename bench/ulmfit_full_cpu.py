@@ -59,6 +59,7 @@ def main(argv=None):
     ap.add_argument('--smoke', action='store_true', help='a run on the shipped subset (TINY): check the script, write nothing')
     ap.add_argument('--partial', action='store_true', help='record the stages an unfinished run has done (no per-class report)')
     ap.add_argument('--note', default='', help='a sentence on how the run went (e.g. what else the machine was doing)')
+    ap.add_argument('--before', default=None, help="an earlier run's results JSON (written by this script) to show beside this one")
     ap.add_argument('--no-predict', action='store_true', help="skip predicting the test reviews again for the per-class report "
                     "(the stages' accuracies, fastai's metric on the same reviews, are recorded either way)")
     a = ap.parse_args(argv)
@@ -96,8 +97,8 @@ def main(argv=None):
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         machine=dict(cpu=cpu_model(), cores=os.cpu_count(), torch_threads=a.threads, python=platform.python_version(),
                      torch=torch.__version__, fastai=__import__('fastai').__version__, gpu=torch.cuda.is_available()),
-        schedule=state.get('schedule') or _preset_why(cfg), config={k: cfg[k] for k in ('max_vocab', 'lm_n_per_label', 'lm_n_unsup', 'lm_bs', 'clf_bs',
-            'lm_frozen', 'lm_unfrozen', 'stages', 'pretrained', 'pretrained_model', 'seq_len', 'drop_mult')},
+        schedule=state.get('schedule') or _preset_why(cfg), config={k: cfg.get(k, 'text' if k == 'lm_vocab' else None) for k in ('max_vocab', 'lm_vocab', 'lm_n_per_label', 'lm_n_unsup',
+            'lm_bs', 'clf_bs', 'lm_frozen', 'lm_unfrozen', 'stages', 'pretrained', 'pretrained_model', 'seq_len', 'drop_mult')},
         complete=not missing, to_do=missing, note=a.note,
         lm=dict(perplexity_before=m['lm_frozen'].get('perplexity_before'), perplexity_frozen=m['lm_frozen']['perplexity'],
                 perplexity=m['lm_unfrozen']['perplexity'], seconds=[m['lm_frozen']['seconds'], m['lm_unfrozen']['seconds']]),
@@ -107,13 +108,25 @@ def main(argv=None):
         peak_rss_gb=peak_rss_gb(a.log),
         test=None if rep is None else dict(n=len(texts), predict_seconds=pred_s, **{k: rep[k] for k in ('accuracy', 'macro_f1', 'per_class', 'confusion', 'classes')}),
         n_test=len(texts),
-        vocab_coverage=cover, baselines=base, chapter=dict(stage_accuracy=list(CHAPTER_RESULTS['stage_accuracy'])), paper=PAPER)
+        vocab_coverage=cover, before=_before(a.before), baselines=base, chapter=dict(stage_accuracy=list(CHAPTER_RESULTS['stage_accuracy'])), paper=PAPER)
     if a.smoke: print(json.dumps(res, indent=1, default=str)[:2000]); return res
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     (out/'ulmfit_full_cpu.json').write_text(json.dumps(res, indent=1, default=str))
     (out/'ulmfit_full_cpu.md').write_text(markdown(res, report_markdown(rep) if rep else None))
     print((out/'ulmfit_full_cpu.md').read_text())
     return res
+
+def _before(f) -> dict|None:
+    "What an earlier run's results file says, for the comparison row: its file name, date, threads, vocabulary, stage accuracies and hours."
+    if not f: return None
+    r = json.loads(Path(f).read_text())
+    return dict(file=Path(f).name, date=r['date'][:10], torch_threads=r['machine']['torch_threads'], note=r.get('note', ''),
+                lm_vocab=r['config'].get('lm_vocab', 'text'), vocab_size=(r.get('vocab_coverage') or {}).get('vocab_size'),
+                covered=(r.get('vocab_coverage') or {}).get('covered'), stages=[s['accuracy'] for s in r['stages']],
+                hours=round(((r.get('tokenize_seconds') or 0) + r['train_seconds']) / 3600, 2))
+
+VOCAB = {'text': "built from the 2,000 reviews stage 2 read", 'project': "the pretrained model's, from its 75,000 train/ and unsup/ reviews"}
+"How the run's vocabulary was made, by `lm_vocab`."
 
 NAMES = {'tfidf_lr': 'TF-IDF (1-2 grams, sublinear tf) + logistic regression', 'nbsvm': 'NB-SVM (binarised 1-2 grams)'}
 
@@ -136,8 +149,33 @@ def _stages_note(st, ch, to_do) -> str:
     return (f"- Stages 3 and 4 added {st[-1]['accuracy'] - st[1]['accuracy']:+.4f} here ({st[1]['accuracy']:.4f} after stage 2, "
             f"{st[-1]['accuracy']:.4f} after stage {len(st)}); in the chapter {ch[-1] - ch[1]:+.3f} ({ch[1]} to {ch[-1]}).")
 
+def _lm_note(lm) -> str:
+    "What stage 2 did to the language model's perplexity, in words."
+    b, a = lm['perplexity_before'], lm['perplexity']
+    if a >= b: return (f"Stage 2 did not lower the language model's perplexity ({b:.1f} before, {a:.1f} after): the pretrained model "
+                       "had already read this domain's text, and one epoch on 2,000 reviews teaches it little more.")
+    return (f"Stage 2 lowered the language model's perplexity from {b:.1f} to {a:.1f} ({(b - a) / b:.1%}): the pretrained model had "
+            "already read this domain's text, so one epoch on 2,000 reviews has little left to teach it.")
+
+def _before_md(r) -> str:
+    "The earlier run beside this one: what differed, and its stage accuracies and time."
+    b = r.get('before')
+    if not b: return ''
+    now = [s['accuracy'] for s in r['stages']]
+    same = len(b['stages']) == len(now)
+    return (f"\n## Beside the earlier run\n\n`bench/results/{b['file']}` ({b['date']}, {b['torch_threads']} torch thread(s); its own file says how it ran) "
+            f"had the vocabulary {VOCAB[b['lm_vocab']]} ({b['vocab_size']:,} tokens, {b['covered']:.1%} of the test tokens)."
+            f" This run: {VOCAB[r['config'].get('lm_vocab') or 'text']} ({r['vocab_coverage']['vocab_size']:,} tokens, "
+            f"{r['vocab_coverage']['covered']:.1%}).\n\n| stage | earlier run | this run | change |\n|---|---|---|---|\n"
+            + '\n'.join(f"| {i + 1} | {x:.4f} | {y:.4f} | {y - x:+.4f} |" for i, (x, y) in enumerate(zip(b['stages'], now)))
+            + f"\n\nThe whole run: {b['hours']:.1f} h then, {((r.get('tokenize_seconds') or 0) + r['train_seconds']) / 3600:.1f} h now. "
+            + ("" if same else "The two runs have different numbers of stages. ")
+            + "The two runs differ in more than the vocabulary (threads, and so the order of floating-point sums), so one run each "
+              "cannot separate a small effect from run-to-run noise.\n")
+
 def markdown(r, per_class) -> str:
     st, ch = r['stages'], r['chapter']['stage_accuracy']
+    vocab = r['config'].get('lm_vocab') or 'text'
     rows = '\n'.join(f"| {i + 1} ({s['stage']}) | {s['accuracy']:.4f} | {_fmt_s(s['seconds'])} | {ch[i] if i < len(ch) else ''} |" for i, s in enumerate(st))
     b = r.get('baselines') or {}
     brows = ''
@@ -184,13 +222,11 @@ Language model (stage 2): perplexity {r['lm']['perplexity_before']:.1f} before, 
 ## What may limit it (measured)
 
 {_stages_note(st, ch, r['to_do'])}
-- Stage 2 did not lower the language model's perplexity ({r['lm']['perplexity_before']:.1f} before, {r['lm']['perplexity']:.1f} after): the
-  pretrained model had already read this domain's text, and one epoch on 2,000 reviews teaches it little more.
-- The classifier's vocabulary is the language model's, built from the 2,000 reviews stage 2 read: {cov.get('vocab_size', '?'):,} tokens,
+- {_lm_note(r['lm'])}
+- The classifier's vocabulary is the language model's, {VOCAB[vocab]}: {cov.get('vocab_size', '?'):,} tokens,
   which cover {cov.get('covered', float('nan')):.1%} of the test reviews' tokens ({cov.get('distinct_covered', float('nan')):.1%} of the
-distinct ones); every other token is `xxunk` to the classifier. The most frequent test tokens it lacks are mostly
-  names: {', '.join(cov.get('most_common_missing', []))}. A vocabulary built from all the text stage 2 could read (the pretrained model's has
-  30,008 tokens) would cover more; not measured here.
-"""
+  distinct ones); every other token is `xxunk` to the classifier. The most frequent test tokens it lacks:
+  {', '.join(cov.get('most_common_missing', []))}.
+""" + _before_md(r)
 
 if __name__ == '__main__': main()

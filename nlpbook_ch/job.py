@@ -73,6 +73,7 @@ def check_config(cfg):
     need(isinstance(cfg.pretrained, bool) or named and cfg.pretrained == 'project', "'pretrained'",
          'true or false' + (' or "project"' if named else ''), cfg.pretrained)
     need(cfg.fp16 is None or isinstance(cfg.fp16, bool), "'fp16'", 'true, false or null (automatic)', cfg.fp16)
+    need(getattr(cfg, 'lm_vocab', 'text') in ('text', 'project'), "'lm_vocab'", '"text" (built from the text) or "project" (the pretrained model\'s)', getattr(cfg, 'lm_vocab', None))
     need(cfg.cpu_bf16 is None or isinstance(cfg.cpu_bf16, bool), "'cpu_bf16'", 'true, false or null (automatic)', cfg.cpu_bf16)
     need(isinstance(cfg.pretrained_model, str) and cfg.pretrained_model.strip() != '' and '/' not in cfg.pretrained_model
          and '\\' not in cfg.pretrained_model and cfg.pretrained_model not in ('.', '..'), "'pretrained_model'",

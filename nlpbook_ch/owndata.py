@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from fastai.text.all import DataBlock, TextBlock, CategoryBlock, ColReader, ColSplitter, RandomSplitter
 from .core import atomic_path, set_seed
-from .ulmfit import ULMFiTConfig, CHAPTER_STAGES, StreamLMDataLoader, pick_batch_size, loader_kwargs
+from .ulmfit import ULMFiTConfig, CHAPTER_STAGES, StreamLMDataLoader, pick_batch_size, loader_kwargs, lm_vocab
 
 # %% ../nbs/06_owndata.ipynb #0015b0fa
 class DataError(ValueError):
@@ -240,7 +240,8 @@ def own_lm_dataloaders(df:pd.DataFrame, cfg:ULMFiTConfig, bs=None, path='.', bac
     "Language-model DataLoaders over every text of `df` (training and validation, labels unused), 10% held out: `lm_dataloaders` for a DataFrame."
     _check_frame(df)
     set_seed(cfg.seed)
-    db = DataBlock(blocks=TextBlock.from_df('text', is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab, backwards=backwards),
+    db = DataBlock(blocks=TextBlock.from_df('text', is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab, backwards=backwards,
+                                            vocab=lm_vocab(cfg)),
                    get_x=ColReader('text'), splitter=RandomSplitter(0.1, seed=cfg.seed))
     return db.dataloaders(df[['text']].reset_index(drop=True), path=path, bs=pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len,
                           dl_type=StreamLMDataLoader, **loader_kwargs())

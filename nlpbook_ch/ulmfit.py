@@ -6,7 +6,7 @@
 __all__ = ['CHAPTER_STAGES', 'CHAPTER_RESULTS', 'SMALL_AWD_LSTM', 'FULL', 'TINY', 'FULL_CPU', 'FULL_CPU_WHY', 'GB_PER_ITEM',
            'GB_FIXED', 'SPECIAL_TOKENS', 'quiet_cpu_autocast', 'CPUMixedPrecision', 'ULMFiTConfig', 'ulmfit_config',
            'pick_batch_size', 'free_memory', 'grow_lm_batch', 'tokenize_progress', 'tokenize_imdb', 'imdb_paths',
-           'loader_kwargs', 'clf_dataloaders', 'StreamLMDataLoader', 'clf_datablock', 'lm_dataloaders',
+           'loader_kwargs', 'clf_dataloaders', 'StreamLMDataLoader', 'clf_datablock', 'lm_vocab', 'lm_dataloaders',
            'special_tokens_table', 'want_pretrained', 'resolve_pretrained', 'mixed_precision', 'make_classifier',
            'make_lm_learner', 'results_table', 'check_text', 'ensure_fp32', 'predict_text', 'lm_metrics',
            'CheckpointError', 'checkpoint_file', 'save_checkpoint', 'load_checkpoint', 'save_encoder', 'load_encoder',
@@ -26,6 +26,8 @@ from fastprogress.fastprogress import progress_bar
 from .core import get_mode, has_cuda, native_bf16, set_seed, is_online, atomic_path
 from .data import find_data, imdb_workdir
 from .pretrain import AWDPretrained, awd_pretrained, PRETRAINED_AWD, wt103_dir
+from .models import find_pretrained
+from fastcore.all import load_pickle
 def quiet_cpu_autocast():
     "Silence the two warnings fastai's `to_fp16()` gives at every fit and `predict` on a machine without CUDA (160 in one generation cell), where they are raised."
     # fastai's `MixedPrecision` asks for CUDA autocast and a CUDA GradScaler; without CUDA torch disables both (fp32), saying so each time
@@ -72,6 +74,7 @@ class ULMFiTConfig:
     pretrained_model: str = PRETRAINED_AWD   # the project's model (a folder name under nlpbook_ch/pretrained/ or $NLPBOOK_PRETRAINED)
     arch: dict = field(default_factory=lambda: dict(SMALL_AWD_LSTM))  # AWD-LSTM overrides ({}: fastai's)
     max_vocab: int = 60000           # fastai's default
+    lm_vocab: str = 'text'           # 'text': built from the text the LM reads (max_vocab, min_freq 3); 'project': the project's pretrained model's
     lm_bs: int = 32
     lm_bs_max: int|None = None       # on a GPU, grow the LM batch up to this while it fits (lr x sqrt of the growth); None: lm_bs
     lm_seq_len: int = 72
@@ -105,15 +108,17 @@ TINY = dict(arch=dict(emb_sz=16, n_hid=32, n_layers=2), pretrained=False, max_vo
             n_per_label=10, lm_n_per_label=5, lm_n_unsup=10, lm_unfrozen=(1, 1e-2), stages=((-1, 1, 2e-2), (None, 1, 1e-3)))
 "Overrides that shrink the whole pipeline to seconds (40 reviews, a 16-wide AWD-LSTM from random weights): for tests and demos, not results."
 
-FULL_CPU = dict(FULL, pretrained='project', max_vocab=30000, lm_n_per_label=250, lm_n_unsup=1000, lm_bs_max=None,
-                lm_unfrozen=(1, 2e-3))
+FULL_CPU = dict(FULL, pretrained='project', lm_vocab='project', max_vocab=30000, lm_n_per_label=250, lm_n_unsup=1000,
+                lm_bs_max=None, lm_unfrozen=(1, 2e-3))
 "Full mode on a machine without a GPU: all 25,000 labelled reviews and all 25,000 test reviews with the chapter's classifier schedule, from the project's pretrained AWD-LSTM, and a short stage 2 (see `FULL_CPU_WHY`)."
 
 FULL_CPU_WHY = ("full mode on a CPU: the classifier trains on all 25,000 train/ reviews and is tested on all 25,000 test/ reviews "
     "with the chapter's gradual-unfreezing schedule; it starts from the project's small AWD-LSTM (pretrained on IMDB's train/ "
     "and unsup/ text, so stage 2 has little left to learn), and stage 2 is one frozen and one unfrozen epoch on 2,000 reviews "
     "(1,000 labelled, half of them from test/, as the chapter's LM also reads test/ text, and 1,000 unlabelled): a single "
-    "language-model epoch over all 100,000 reviews would take many hours on a laptop CPU. bf16 where the CPU has it natively.")
+    "language-model epoch over all 100,000 reviews would take many hours on a laptop CPU. The vocabulary is the pretrained "
+    "model's (30,008 tokens from 75,000 train/ and unsup/ reviews, each with a trained embedding), not one built from the "
+    "2,000 reviews stage 2 reads. bf16 where the CPU has it natively.")
 
 # %% ../nbs/04_ulmfit.ipynb #347e8f1b
 def ulmfit_config(mode=None, cpu:bool|None=None, **overrides) -> ULMFiTConfig:
@@ -261,10 +266,17 @@ def clf_datablock(path, cfg:ULMFiTConfig, text_vocab=None) -> DataBlock:
                      get_items=get_text_files, get_y=parent_label,
                      splitter=GrandparentSplitter(valid_name='test'))
 
+def lm_vocab(cfg:ULMFiTConfig) -> list|None:
+    "The vocabulary the language model is given: None (fastai builds one from the text it reads) or, if `cfg.lm_vocab` is 'project', the project's pretrained model's."
+    if cfg.lm_vocab == 'text': return None
+    if cfg.lm_vocab != 'project': raise ValueError(f"lm_vocab must be 'text' or 'project', got {cfg.lm_vocab!r}")
+    return list(load_pickle(find_pretrained(cfg.pretrained_model)/'lm_vocab.pkl'))
+
 def lm_dataloaders(path, cfg:ULMFiTConfig, bs=None, backwards=False):
     "Language-model DataLoaders over every review in `path` (unsup included), 10% held out, batches cut from one stream on the device (`StreamLMDataLoader`); texts reversed if `backwards`."
     set_seed(cfg.seed)
-    db = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab, backwards=backwards),
+    db = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True, seq_len=cfg.lm_seq_len, max_vocab=cfg.max_vocab, backwards=backwards,
+                                              vocab=lm_vocab(cfg)),
                    get_items=get_text_files, splitter=RandomSplitter(0.1, seed=cfg.seed))
     return db.dataloaders(path, path=path, bs=pick_batch_size(cfg.lm_bs, 'lm', bs), seq_len=cfg.lm_seq_len, dl_type=StreamLMDataLoader,
                           **loader_kwargs())

@@ -88,6 +88,12 @@ def test_ablation_summary_and_markdown(abl, tmp_path):
     assert '--smoke' in abl.markdown(fake, smoke=True, cmd='x') and '![ablation]' not in abl.markdown(fake, smoke=True, cmd='x')
     files = abl.plot(fake, tmp_path)
     assert [f.name for f in files] == ['ulmfit_ablation.png', 'sample_efficiency.png'] and all(f.stat().st_size for f in files)
+    # a follow-up run under another stem: its own plots (the main run's are left alone), its batch said where it is used
+    follow = dict(fake, ablation=[], curve_bs=8, cmd='python bench/ulmfit_ablation.py --sizes 50 --curve-bs 8 --stem bs8')
+    assert [f.name for f in abl.plot(follow, tmp_path, 'bs8')] == ['bs8_sample_efficiency.png']
+    md = abl.markdown(follow, smoke=False, cmd=follow['cmd'], stem='bs8')
+    assert md.startswith('# ULMFiT at 50 labelled reviews with batch 8') and '](bs8_sample_efficiency.png)' in md
+    assert 'batch 32 (8 for the' in md and 'with 50 reviews at batch 8 each epoch is 6 batches' in md and 'sample_efficiency.png)' not in md.replace('bs8_sample', '')
 
 def test_ablation_runs_on_the_tiny_preset(abl):
     "The --smoke preset reaches every step of a seed: the data, TF-IDF, the language model and ULMFiT's classifier."

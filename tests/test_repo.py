@@ -1,5 +1,5 @@
 """Checks on the repository itself: README in step with index.ipynb, library in step with the notebooks."""
-import configparser, subprocess, sys
+import configparser, json, re, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -9,6 +9,16 @@ import make_readme
 def test_readme_matches_index_notebook():
     assert (ROOT/'README.md').read_text(encoding='utf-8') == make_readme.render(), \
         'README.md and nbs/index.ipynb differ: run `python tools/make_readme.py`'
+
+def test_readme_full_cpu_figures_are_the_results_file_s():
+    "The README's full-data CPU run: its stage accuracies, hours, memory and threads are those of bench/results/ulmfit_full_cpu.json."
+    r = json.loads((ROOT/'bench'/'results'/'ulmfit_full_cpu.json').read_text())
+    readme = re.sub(r'\s+', ' ', (ROOT/'README.md').read_text(encoding='utf-8'))
+    part = readme[readme.index('**Full mode without a GPU**'):][:2500]
+    hours = ((r['tokenize_seconds'] or 0) + r['train_seconds']) / 3600
+    want = [f"{s['accuracy']:.4f}" for s in r['stages']] + [f'{hours:.1f} hours', f"{r['peak_rss_gb']:.1f} GiB", r['date'][:10]]
+    want += [f"{r['vocab_coverage']['covered']:.1%}"] if r.get('vocab_coverage') else []
+    assert not [w for w in want if w not in part], [w for w in want if w not in part]
 
 def test_readme_names_the_test_command_that_ci_runs():
     readme, ci = (ROOT/'README.md').read_text(), (ROOT/'.ci'/'run').read_text()
