@@ -10,7 +10,7 @@ per-class report (macro-F1, confusion matrix), measures how much of the test tex
 bench/results/ulmfit_full_cpu.{json,md}, with the baselines of bench/results/imdb_full_baselines.json (same split) and the
 chapter's and the paper's figures beside them.
 
-    python bench/ulmfit_full_cpu.py RUN [--log RUN.log] [--started ISO-TIME] [--threads N] [--smoke]
+    python bench/ulmfit_full_cpu.py RUN [--log RUN.log] [--started ISO-TIME] [--threads N] [--before EARLIER.json] [--smoke]
 """
 import argparse, datetime, json, os, platform, re, sys, time
 from pathlib import Path
