@@ -16,11 +16,14 @@ os.environ.setdefault('FASTAI_HOME', str(_TMP/'fastai'))
 os.environ.setdefault('HF_HOME', str(_TMP/'hf'))
 os.environ.setdefault('NLPBOOK_CACHE', str(_TMP/'nlpbook_cache'))
 os.environ.setdefault('MPLBACKEND', 'Agg')
-# One torch/OpenMP thread per process. Measured on the 2-core test machine: with a second busy process on
-# the cores, 2 threads made a small fastai training run 3-35x slower (OpenMP threads spinning against each
-# other), while on an idle machine 2 threads ran 04_ulmfit 1.9x faster than 1. Override with OMP_NUM_THREADS
-# (.ci/run sets 2: CI has the machine to itself).
-os.environ.setdefault('OMP_NUM_THREADS', '1')
+# Threads: never more torch/OpenMP threads than cores. Measured on the 2-core test machine: with a second busy process
+# on the cores, 2 threads made a small fastai training run 3-35x slower (OpenMP threads spinning against each other).
+# pytest.ini runs the tests in pytest-xdist workers (one per core, at most 4): each worker gets an equal share of the
+# cores (one thread each on 2 cores). Without workers (`pytest -n 0`): one thread, which a machine shared with other jobs
+# needs. Override with OMP_NUM_THREADS.
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))   # set by pytest-xdist in each worker, before this file runs
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+os.environ.setdefault('OMP_NUM_THREADS', str(max(1, _CORES // _WORKERS)) if _WORKERS else '1')
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 
 def pytest_addoption(parser):
@@ -31,6 +34,22 @@ def pytest_configure(config):
     # (this runs before test modules import huggingface_hub, which reads HF_HUB_OFFLINE at import).
     if 'online' in config.getoption('--nb-flags').split():
         for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'NLPBOOK_OFFLINE'): os.environ[k] = '0'
+
+# The longest test, started first so that the other workers share the rest of the suite meanwhile (measured on an idle
+# 2-core machine: 04_ulmfit 390 s with 2 threads, every other test 31 s or less).
+FIRST = ('test_notebook[04_ulmfit]',)
+
+@pytest.hookimpl(tryfirst=True)   # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Order and group the tests for pytest-xdist's `--dist loadgroup` (pytest.ini): the longest test first, then the other
+    notebooks (each its own group: seconds each), then one group per test file (its module fixtures are built once)."""
+    def rank(it):
+        if it.name in FIRST: return 0
+        return 1 if it.originalname == 'test_notebook' else 2
+    items.sort(key=rank)   # stable: within a rank, the collection's order
+    for it in items:
+        nb = it.originalname == 'test_notebook' and getattr(it, 'callspec', None)
+        it.add_marker(pytest.mark.xdist_group(f'notebook:{it.callspec.id}' if nb else f'file:{it.path.name}'))
 
 @pytest.fixture(scope='session')
 def nb_flags(request): return request.config.getoption('--nb-flags').split()
