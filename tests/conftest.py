@@ -36,7 +36,7 @@ def pytest_configure(config):
         for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'NLPBOOK_OFFLINE'): os.environ[k] = '0'
 
 # The longest test, started first so that the other workers share the rest of the suite meanwhile (measured on an idle
-# 2-core machine: 04_ulmfit 390 s with 2 threads, every other test 31 s or less).
+# 2-core machine: 04_ulmfit 382 s with 2 threads, every other test 31 s or less).
 FIRST = ('test_notebook[04_ulmfit]',)
 
 @pytest.hookimpl(tryfirst=True)   # before pytest-xdist reads the groups
