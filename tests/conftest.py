@@ -2,7 +2,7 @@
 
 These run before any test module imports torch, fastai or transformers, so the libraries read them.
 """
-import os, tempfile
+import math, os, tempfile
 from pathlib import Path
 import pytest
 
@@ -21,9 +21,19 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 # pytest.ini runs the tests in pytest-xdist workers (one per core, at most 4): each worker gets an equal share of the
 # cores (one thread each on 2 cores). Without workers (`pytest -n 0`): one thread, which a machine shared with other jobs
 # needs. Override with OMP_NUM_THREADS.
+def usable_cores() -> int:
+    "The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a container given 2 of 64 cores)."
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    try:
+        quota, period = Path('/sys/fs/cgroup/cpu.max').read_text().split()
+        if quota != 'max': n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError): pass
+    return n
+
+# pytest's first process records whether the user set OMP_NUM_THREADS; its workers inherit the record with its environment.
+_USER_THREADS = os.environ.setdefault('NLPBOOK_TESTS_USER_THREADS', os.environ.get('OMP_NUM_THREADS', ''))
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))   # set by pytest-xdist in each worker, before this file runs
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-os.environ.setdefault('OMP_NUM_THREADS', str(max(1, _CORES // _WORKERS)) if _WORKERS else '1')
+os.environ['OMP_NUM_THREADS'] = _USER_THREADS or (str(max(1, usable_cores() // _WORKERS)) if _WORKERS else '1')
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 
 def pytest_addoption(parser):
@@ -34,6 +44,9 @@ def pytest_configure(config):
     # (this runs before test modules import huggingface_hub, which reads HF_HUB_OFFLINE at import).
     if 'online' in config.getoption('--nb-flags').split():
         for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'NLPBOOK_OFFLINE'): os.environ[k] = '0'
+
+@pytest.hookimpl(optionalhook=True)   # a pytest-xdist hook: `-n auto` (pytest.ini) starts one worker per usable core, at most 4
+def pytest_xdist_auto_num_workers(config): return min(4, usable_cores())
 
 # The longest test, started first so that the other workers share the rest of the suite meanwhile (measured on an idle
 # 2-core machine: 04_ulmfit 382 s with 2 threads, every other test 31 s or less).

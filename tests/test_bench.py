@@ -295,6 +295,9 @@ def test_suite_durations_compares_two_logs():
     assert a == {'t.py::x': 3.0, 't.py::y': 4.0} and sd.summary('== 2 passed in 7.1s ==') == '2 passed in 7.1s'
     t = sd.table(a, b, ['A', 'B'])
     assert '| `x` | 3.0 | 1.0 | 3.00x |' in t and '| **sum over the 2 tests in both runs** | 7.0 | 3.0 | 2.33x |' in t
+    # a run in pytest-xdist groups (pytest.ini) names each test with its group: the same test as in a run without
+    c = sd.durations('5.00s call     t.py::x@file:t.py\n1.50s call     t.py::p[a@b]@notebook:a\n0.50s call     t.py::q[a@b]\n')
+    assert c == {'t.py::x': 5.0, 't.py::p[a@b]': 1.5, 't.py::q[a@b]': 0.5}
 
 # ---------------------------------------------------------------- heldout_sentiment.py
 def _nested_sdist(path, files:dict, top='vaderSentiment-3.3.2'):

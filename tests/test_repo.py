@@ -86,3 +86,31 @@ def test_modules_import_only_lower_notebooks():
             elif isinstance(node, ast.Import): names = [a.name.split('.')[1] for a in node.names if a.name.startswith('nlpbook_ch.')]
             bad += [f'{mod} ({n:02d}) imports {o} ({nums[o]:02d})' for o in names if o in nums and nums[o] >= n]
     assert not bad, bad
+
+_SHOW_THREADS = '''
+import os
+def test_show():   # a worker's output does not reach the terminal: a file does
+    with open(os.environ['SHOW_TO'], 'w') as f: f.write(f"{os.environ['OMP_NUM_THREADS']} {os.environ.get('PYTEST_XDIST_WORKER_COUNT')}")
+'''
+
+def test_test_workers_share_the_cores(tmp_path):
+    "pytest.ini's workers each get an equal share of the usable cores as threads (workers inherit the first process's environment)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('_conftest', ROOT/'tests'/'conftest.py')
+    conftest = importlib.util.module_from_spec(spec); spec.loader.exec_module(conftest)
+    (tmp_path/'tests').mkdir()
+    (tmp_path/'tests'/'conftest.py').write_text((ROOT/'tests'/'conftest.py').read_text())
+    (tmp_path/'tests'/'test_show.py').write_text(_SHOW_THREADS)
+    (tmp_path/'pytest.ini').write_text((ROOT/'pytest.ini').read_text())
+    env = {k: v for k, v in __import__('os').environ.items() if k not in ('OMP_NUM_THREADS', 'NLPBOOK_TESTS_USER_THREADS', 'PYTEST_XDIST_WORKER_COUNT', 'PYTEST_XDIST_WORKER')}
+    def threads(*args, **extra):
+        r = subprocess.run([sys.executable, '-m', 'pytest', '-q', *args], cwd=tmp_path, env={**env, **extra, 'SHOW_TO': str(tmp_path/'shown')},
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        return tuple((tmp_path/'shown').read_text().split())
+    cores = conftest.usable_cores()
+    assert threads('-n', '1') == (str(cores), '1')                         # one worker: every core
+    if cores >= 2: assert threads('-n', '2') == (str(cores // 2), '2')     # two: half each
+    assert threads('-n', '0') == ('1', 'None')                             # one process: one thread
+    assert threads('-n', '2', OMP_NUM_THREADS='3')[0] == '3'               # the user's setting wins
+    assert conftest.pytest_xdist_auto_num_workers(None) == min(4, cores)

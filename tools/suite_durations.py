@@ -8,12 +8,16 @@ from pathlib import Path
 
 LINE = re.compile(r'^\s*([\d.]+)s (setup|call|teardown)\s+(\S+)')
 
+def test_id(nodeid:str) -> str:
+    "`nodeid` without the `@group` that pytest-xdist's loadgroup appends (after any parameters, as pytest-xdist reads it)."
+    return nodeid[:nodeid.rfind('@')] if nodeid.rfind('@') > nodeid.rfind(']') else nodeid
+
 def durations(text:str) -> dict:
-    "Seconds per test (setup + call + teardown) from pytest's 'slowest durations' section."
+    "Seconds per test (setup + call + teardown) from pytest's 'slowest durations' section; a run in xdist groups and one without compare."
     res = {}
     for l in text.splitlines():
         m = LINE.match(l)
-        if m: res[m.group(3)] = res.get(m.group(3), 0) + float(m.group(1))
+        if m: k = test_id(m.group(3)); res[k] = res.get(k, 0) + float(m.group(1))
     return res
 
 def summary(text:str) -> str:
