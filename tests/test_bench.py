@@ -403,3 +403,12 @@ def test_figure3_compares_n_with_stage1_to_ten_n_without(tmp_path):
     assert '| 50 | 0.755 ± 0.007 (2) | 500: 0.715 ± 0.007 (2) | 0.550 ± 0.000 (2) |' in md and '![ULMFiT at n vs' in md
     assert 'owndata_schedule.json' in md and 'w500' in md
     assert f3.plot(res, stage1, tmp_path/'figure3').exists()
+
+def test_cell_times_lists_the_slowest_cells():
+    "tools/cell_times.py runs a notebook as the tests do and prints each cell's seconds, the slowest first."
+    r = subprocess.run([sys.executable, str(TOOLS/'cell_times.py'), '01_data.ipynb'], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS='1'), cwd=TOOLS)
+    assert r.returncode == 0 and r.stdout.startswith('ok True total'), r.stdout[-2000:] + r.stderr[-2000:]
+    secs = [float(l.split('s', 1)[0]) for l in r.stdout.splitlines()[1:]]
+    assert len(secs) == 30 and secs == sorted(secs, reverse=True)   # 01_data has more than 30 code cells
+    assert all('cell ' in l for l in r.stdout.splitlines()[1:])
