@@ -7,14 +7,18 @@ from pathlib import Path
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix='nlpbook_ch_tests_'))
+# pytest-xdist's workers (pytest.ini) inherit the environment of pytest's first process, which ran this file before them:
+# that process records which of the variables below the user set, so that a worker tells the user's from its defaults.
+_CACHES, _THREADS = ('FASTAI_HOME', 'HF_HOME', 'NLPBOOK_CACHE'), 'OMP_NUM_THREADS'
+os.environ.setdefault('NLPBOOK_TESTS_USER_SET', ' '.join(k for k in (*_CACHES, _THREADS) if k in os.environ))
+_USER_SET = set(os.environ['NLPBOOK_TESTS_USER_SET'].split())
 # Download-capable libraries are switched offline, so no test can wait on a network retry loop.
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 os.environ.setdefault('NLPBOOK_OFFLINE', '1')
-# fastai, Hugging Face and the package write their caches into the session's temp folder.
-os.environ.setdefault('FASTAI_HOME', str(_TMP/'fastai'))
-os.environ.setdefault('HF_HOME', str(_TMP/'hf'))
-os.environ.setdefault('NLPBOOK_CACHE', str(_TMP/'nlpbook_cache'))
+# fastai, Hugging Face and the package write their caches into this process's temp folder: each worker has its own.
+for _k, _sub in zip(_CACHES, ('fastai', 'hf', 'nlpbook_cache')):
+    if _k not in _USER_SET: os.environ[_k] = str(_TMP/_sub)
 os.environ.setdefault('MPLBACKEND', 'Agg')
 # Threads: never more torch/OpenMP threads than cores. Measured on the 2-core test machine: with a second busy process
 # on the cores, 2 threads made a small fastai training run 3-35x slower (OpenMP threads spinning against each other).
@@ -30,10 +34,8 @@ def usable_cores() -> int:
     except (OSError, ValueError): pass
     return n
 
-# pytest's first process records whether the user set OMP_NUM_THREADS; its workers inherit the record with its environment.
-_USER_THREADS = os.environ.setdefault('NLPBOOK_TESTS_USER_THREADS', os.environ.get('OMP_NUM_THREADS', ''))
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))   # set by pytest-xdist in each worker, before this file runs
-os.environ['OMP_NUM_THREADS'] = _USER_THREADS or (str(max(1, usable_cores() // _WORKERS)) if _WORKERS else '1')
+if _THREADS not in _USER_SET: os.environ[_THREADS] = str(max(1, usable_cores() // _WORKERS)) if _WORKERS else '1'
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 
 def pytest_addoption(parser):

@@ -89,8 +89,9 @@ def test_modules_import_only_lower_notebooks():
 
 _SHOW_THREADS = '''
 import os
-def test_show():   # a worker's output does not reach the terminal: a file does
-    with open(os.environ['SHOW_TO'], 'w') as f: f.write(f"{os.environ['OMP_NUM_THREADS']} {os.environ.get('PYTEST_XDIST_WORKER_COUNT')}")
+def test_show(tmp_root):   # a worker's output does not reach the terminal: a file does
+    with open(os.environ['SHOW_TO'], 'w') as f:
+        f.write(f"{os.environ['OMP_NUM_THREADS']} {os.environ.get('PYTEST_XDIST_WORKER_COUNT')} {os.environ['NLPBOOK_CACHE']} {tmp_root}")
 '''
 
 def test_test_workers_share_the_cores(tmp_path):
@@ -102,15 +103,21 @@ def test_test_workers_share_the_cores(tmp_path):
     (tmp_path/'tests'/'conftest.py').write_text((ROOT/'tests'/'conftest.py').read_text())
     (tmp_path/'tests'/'test_show.py').write_text(_SHOW_THREADS)
     (tmp_path/'pytest.ini').write_text((ROOT/'pytest.ini').read_text())
-    env = {k: v for k, v in __import__('os').environ.items() if k not in ('OMP_NUM_THREADS', 'NLPBOOK_TESTS_USER_THREADS', 'PYTEST_XDIST_WORKER_COUNT', 'PYTEST_XDIST_WORKER')}
-    def threads(*args, **extra):
-        r = subprocess.run([sys.executable, '-m', 'pytest', '-q', *args], cwd=tmp_path, env={**env, **extra, 'SHOW_TO': str(tmp_path/'shown')},
-                           capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in __import__('os').environ.items()
+           if k not in ('OMP_NUM_THREADS', 'NLPBOOK_CACHE', 'NLPBOOK_TESTS_USER_SET', 'PYTEST_XDIST_WORKER_COUNT', 'PYTEST_XDIST_WORKER')}
+    def shown(*args, **extra):
+        r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', *args], cwd=tmp_path,
+                           env={**env, **extra, 'SHOW_TO': str(tmp_path/'shown')}, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         return tuple((tmp_path/'shown').read_text().split())
     cores = conftest.usable_cores()
-    assert threads('-n', '1') == (str(cores), '1')                         # one worker: every core
-    if cores >= 2: assert threads('-n', '2') == (str(cores // 2), '2')     # two: half each
-    assert threads('-n', '0') == ('1', 'None')                             # one process: one thread
-    assert threads('-n', '2', OMP_NUM_THREADS='3')[0] == '3'               # the user's setting wins
+    assert shown('-n', '1')[:2] == (str(cores), '1')                         # one worker: every core
+    if cores >= 2: assert shown('-n', '2')[:2] == (str(cores // 2), '2')     # two: half each
+    assert shown('-n', '0')[:2] == ('1', 'None')                             # one process: one thread
+    assert shown('-n', '2', OMP_NUM_THREADS='3')[0] == '3'                   # the user's setting wins
+    # each worker caches in its own temp folder (not in the first process's, which its environment carries)...
+    for n in ('0', '1', '2'):
+        cache, root = shown('-n', n)[2:]
+        assert Path(cache) == Path(root)/'nlpbook_cache', (n, cache, root)
+    assert shown('-n', '2', NLPBOOK_CACHE=str(tmp_path/'mine'))[2] == str(tmp_path/'mine')   # ...unless the user chose one
     assert conftest.pytest_xdist_auto_num_workers(None) == min(4, cores)
