@@ -2,11 +2,12 @@
 
 These run before any test module imports torch, fastai or transformers, so the libraries read them.
 """
-import math, os, tempfile
+import atexit, math, os, shutil, tempfile
 from pathlib import Path
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix='nlpbook_ch_tests_'))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)   # the caches below (about 120 MB a run) go when the process ends
 # pytest-xdist's workers (pytest.ini) inherit the environment of pytest's first process, which ran this file before them:
 # that process records which of the variables below the user set, so that a worker tells the user's from its defaults.
 _CACHES, _THREADS = ('FASTAI_HOME', 'HF_HOME', 'NLPBOOK_CACHE'), 'OMP_NUM_THREADS'

@@ -120,4 +120,5 @@ def test_test_workers_share_the_cores(tmp_path):
         cache, root = shown('-n', n)[2:]
         assert Path(cache) == Path(root)/'nlpbook_cache', (n, cache, root)
     assert shown('-n', '2', NLPBOOK_CACHE=str(tmp_path/'mine'))[2] == str(tmp_path/'mine')   # ...unless the user chose one
+    assert not Path(root).exists()                                                            # and it is removed at the end
     assert conftest.pytest_xdist_auto_num_workers(None) == min(4, cores)
