@@ -6,13 +6,41 @@ import atexit, math, os, shutil, tempfile
 from pathlib import Path
 import pytest
 
+def _cgroup_cpus():
+    "The CPU quota of this process's cgroup in cores (v2 `cpu.max` or v1 `cpu.cfs_quota_us`, here or above), None if unlimited."
+    try: rel = next((l.split(':', 2)[2].strip() for l in Path('/proc/self/cgroup').read_text().splitlines() if l.startswith('0::')), '/')
+    except OSError: rel = '/'
+    base, quotas = Path('/sys/fs/cgroup'), []
+    for d in [base/rel.lstrip('/'), *(base/rel.lstrip('/')).parents]:
+        if d == base.parent: break
+        try:
+            q, per = (d/'cpu.max').read_text().split()
+            if q != 'max': quotas.append(int(q) / int(per))
+        except (OSError, ValueError): pass
+    try:
+        q, per = (int((base/'cpu'/f).read_text()) for f in ('cpu.cfs_quota_us', 'cpu.cfs_period_us'))
+        if q > 0: quotas.append(q / per)
+    except (OSError, ValueError): pass
+    return min(quotas) if quotas else None
+
+def usable_cores() -> int:
+    "The cores this process may use: its CPU affinity, capped by a cgroup's CPU quota (a container given 2 of 64 cores)."
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    q = _cgroup_cpus()
+    return n if q is None else min(n, max(1, math.ceil(q)))
+
 _TMP = Path(tempfile.mkdtemp(prefix='nlpbook_ch_tests_'))
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)   # the caches below (about 120 MB a run) go when the process ends
 # pytest-xdist's workers (pytest.ini) inherit the environment of pytest's first process, which ran this file before them:
-# that process records which of the variables below the user set, so that a worker tells the user's from its defaults.
-_CACHES, _THREADS = ('FASTAI_HOME', 'HF_HOME', 'NLPBOOK_CACHE'), 'OMP_NUM_THREADS'
-os.environ.setdefault('NLPBOOK_TESTS_USER_SET', ' '.join(k for k in (*_CACHES, _THREADS) if k in os.environ))
-_USER_SET = set(os.environ['NLPBOOK_TESTS_USER_SET'].split())
+# that process records its pid and which of the variables below the user set, so that its workers tell the user's values
+# from its defaults. Any other process (a pytest that a test starts) is a first process itself.
+_CACHES, _THREADS, _RECORD = ('FASTAI_HOME', 'HF_HOME', 'NLPBOOK_CACHE'), 'OMP_NUM_THREADS', 'NLPBOOK_TESTS_USER_SET'
+_pid, _, _names = os.environ.get(_RECORD, '').partition(':')
+_IS_WORKER = _pid == str(os.getppid()) and 'PYTEST_XDIST_WORKER' in os.environ
+if not _IS_WORKER:
+    os.environ[_RECORD] = f"{os.getpid()}:{' '.join(k for k in (*_CACHES, _THREADS) if k in os.environ)}"
+    for _k in ('PYTEST_XDIST_WORKER', 'PYTEST_XDIST_WORKER_COUNT'): os.environ.pop(_k, None)   # an outer run's, inherited
+_USER_SET = set(os.environ[_RECORD].partition(':')[2].split())
 # Download-capable libraries are switched offline, so no test can wait on a network retry loop.
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
@@ -23,20 +51,16 @@ for _k, _sub in zip(_CACHES, ('fastai', 'hf', 'nlpbook_cache')):
 os.environ.setdefault('MPLBACKEND', 'Agg')
 # Threads: never more torch/OpenMP threads than cores. Measured on the 2-core test machine: with a second busy process
 # on the cores, 2 threads made a small fastai training run 3-35x slower (OpenMP threads spinning against each other).
-# pytest.ini runs the tests in pytest-xdist workers (one per core, at most 4): each worker gets an equal share of the
-# cores (one thread each on 2 cores). Without workers (`pytest -n 0`): one thread, which a machine shared with other jobs
-# needs. Override with OMP_NUM_THREADS.
-def usable_cores() -> int:
-    "The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a container given 2 of 64 cores)."
-    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    try:
-        quota, period = Path('/sys/fs/cgroup/cpu.max').read_text().split()
-        if quota != 'max': n = min(n, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError): pass
-    return n
+# pytest.ini runs the tests in pytest-xdist workers (one per core, at most 4): the workers share the cores out as threads
+# (one each on 2 cores; more workers than cores, `-n 8` on 2, still one each). Without workers (`pytest -n 0`): one
+# thread, which a machine shared with other jobs needs. The user's OMP_NUM_THREADS applies to each process.
+def worker_threads(cores:int, workers:int, worker:int) -> int:
+    "Threads for worker number `worker` of `workers`: the cores shared out, the first `cores % workers` workers one more."
+    return max(1, cores // workers + (worker < cores % workers))
 
-_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '0'))   # set by pytest-xdist in each worker, before this file runs
-if _THREADS not in _USER_SET: os.environ[_THREADS] = str(max(1, usable_cores() // _WORKERS)) if _WORKERS else '1'
+if _THREADS not in _USER_SET:
+    _w = os.environ.get('PYTEST_XDIST_WORKER', '') if _IS_WORKER else ''   # 'gw0', 'gw1', ...
+    os.environ[_THREADS] = str(worker_threads(usable_cores(), int(os.environ['PYTEST_XDIST_WORKER_COUNT']), int(_w[2:]))) if _w else '1'
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 
 def pytest_addoption(parser):
@@ -49,7 +73,9 @@ def pytest_configure(config):
         for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'NLPBOOK_OFFLINE'): os.environ[k] = '0'
 
 @pytest.hookimpl(optionalhook=True)   # a pytest-xdist hook: `-n auto` (pytest.ini) starts one worker per usable core, at most 4
-def pytest_xdist_auto_num_workers(config): return min(4, usable_cores())
+def pytest_xdist_auto_num_workers(config):
+    if os.environ.get('PYTEST_XDIST_AUTO_NUM_WORKERS'): return None   # pytest-xdist's own setting, read by its own hook
+    return min(4, usable_cores())
 
 # The longest test, started first so that the other workers share the rest of the suite meanwhile (measured on an idle
 # 2-core machine: 04_ulmfit 382 s with 2 threads, every other test 31 s or less).
@@ -59,13 +85,10 @@ FIRST = ('test_notebook[04_ulmfit]',)
 def pytest_collection_modifyitems(config, items):
     """Order and group the tests for pytest-xdist's `--dist loadgroup` (pytest.ini): the longest test first, then the other
     notebooks (each its own group: seconds each), then one group per test file (its module fixtures are built once)."""
-    def rank(it):
-        if it.name in FIRST: return 0
-        return 1 if it.originalname == 'test_notebook' else 2
-    items.sort(key=rank)   # stable: within a rank, the collection's order
-    for it in items:
-        nb = it.originalname == 'test_notebook' and getattr(it, 'callspec', None)
-        it.add_marker(pytest.mark.xdist_group(f'notebook:{it.callspec.id}' if nb else f'file:{it.path.name}'))
+    is_nb = lambda it: getattr(it, 'originalname', None) == 'test_notebook' and hasattr(it, 'callspec')
+    items.sort(key=lambda it: 0 if it.name in FIRST else 1 if is_nb(it) else 2)   # stable: within a rank, the collection's order
+    if not config.pluginmanager.hasplugin('xdist'): return
+    for it in items: it.add_marker(pytest.mark.xdist_group(f'notebook:{it.callspec.id}' if is_nb(it) else f'file:{it.path.name}'))
 
 @pytest.fixture(scope='session')
 def nb_flags(request): return request.config.getoption('--nb-flags').split()

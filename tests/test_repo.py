@@ -87,38 +87,40 @@ def test_modules_import_only_lower_notebooks():
             bad += [f'{mod} ({n:02d}) imports {o} ({nums[o]:02d})' for o in names if o in nums and nums[o] >= n]
     assert not bad, bad
 
-_SHOW_THREADS = '''
-import os
+_SHOW = """
+import os, conftest
 def test_show(tmp_root):   # a worker's output does not reach the terminal: a file does
     with open(os.environ['SHOW_TO'], 'w') as f:
-        f.write(f"{os.environ['OMP_NUM_THREADS']} {os.environ.get('PYTEST_XDIST_WORKER_COUNT')} {os.environ['NLPBOOK_CACHE']} {tmp_root}")
-'''
+        f.write(' '.join(str(v) for v in (os.environ['OMP_NUM_THREADS'], os.environ.get('PYTEST_XDIST_WORKER_COUNT'),
+                                          os.environ.get('PYTEST_XDIST_WORKER'), os.environ['NLPBOOK_CACHE'], tmp_root, conftest.usable_cores())))
+"""
 
 def test_test_workers_share_the_cores(tmp_path):
-    "pytest.ini's workers each get an equal share of the usable cores as threads (workers inherit the first process's environment)."
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('_conftest', ROOT/'tests'/'conftest.py')
-    conftest = importlib.util.module_from_spec(spec); spec.loader.exec_module(conftest)
+    "pytest.ini's workers share the usable cores out as threads, each with its own caches, whatever environment they inherit."
     (tmp_path/'tests').mkdir()
     (tmp_path/'tests'/'conftest.py').write_text((ROOT/'tests'/'conftest.py').read_text())
-    (tmp_path/'tests'/'test_show.py').write_text(_SHOW_THREADS)
+    (tmp_path/'tests'/'test_show.py').write_text(_SHOW)
     (tmp_path/'pytest.ini').write_text((ROOT/'pytest.ini').read_text())
-    env = {k: v for k, v in __import__('os').environ.items()
-           if k not in ('OMP_NUM_THREADS', 'NLPBOOK_CACHE', 'NLPBOOK_TESTS_USER_SET', 'PYTEST_XDIST_WORKER_COUNT', 'PYTEST_XDIST_WORKER')}
+    # a user who set neither; this process's own record and pytest-xdist variables stay: a nested run must not trust them
+    env = {k: v for k, v in __import__('os').environ.items() if k not in ('OMP_NUM_THREADS', 'NLPBOOK_CACHE', 'PYTEST_XDIST_AUTO_NUM_WORKERS')}
     def shown(*args, **extra):
+        (tmp_path/'shown').unlink(missing_ok=True)
         r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', *args], cwd=tmp_path,
-                           env={**env, **extra, 'SHOW_TO': str(tmp_path/'shown')}, capture_output=True, text=True, timeout=120)
+                           env={**env, **extra, 'SHOW_TO': str(tmp_path/'shown')}, capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        return tuple((tmp_path/'shown').read_text().split())
-    cores = conftest.usable_cores()
-    assert shown('-n', '1')[:2] == (str(cores), '1')                         # one worker: every core
-    if cores >= 2: assert shown('-n', '2')[:2] == (str(cores // 2), '2')     # two: half each
-    assert shown('-n', '0')[:2] == ('1', 'None')                             # one process: one thread
-    assert shown('-n', '2', OMP_NUM_THREADS='3')[0] == '3'                   # the user's setting wins
-    # each worker caches in its own temp folder (not in the first process's, which its environment carries)...
-    for n in ('0', '1', '2'):
-        cache, root = shown('-n', n)[2:]
-        assert Path(cache) == Path(root)/'nlpbook_cache', (n, cache, root)
-    assert shown('-n', '2', NLPBOOK_CACHE=str(tmp_path/'mine'))[2] == str(tmp_path/'mine')   # ...unless the user chose one
-    assert not Path(root).exists()                                                            # and it is removed at the end
-    assert conftest.pytest_xdist_auto_num_workers(None) == min(4, cores)
+        threads, workers, worker, cache, root, cores = (tmp_path/'shown').read_text().split()
+        assert not Path(root).exists()   # the process's temp caches are gone when it ends
+        return int(threads), workers, worker, Path(cache), Path(root), int(cores)
+    def share(cores, workers, worker): return max(1, cores // workers + (int(worker[2:]) < cores % workers))
+    t, w, k, cache, root, cores = shown()                                    # pytest.ini's -n auto
+    assert w == str(min(4, cores)) and t == share(cores, int(w), k) and cache == root/'nlpbook_cache'
+    t, w, k, cache, root, _ = shown('-n', '1')
+    assert (t, w) == (cores, '1') and cache == root/'nlpbook_cache'         # one worker: every core, its own cache
+    if cores >= 2:
+        t, w, k, *_ = shown('-n', '2')
+        assert w == '2' and t == share(cores, 2, k)                          # two: the cores shared out
+    t, w, k, cache, root, _ = shown('-n', '0')
+    assert (t, w, k) == (1, 'None', 'None') and cache == root/'nlpbook_cache'   # one process: one thread
+    assert shown('-n', '2', OMP_NUM_THREADS='3')[0] == 3                     # the user's setting wins
+    mine = tmp_path/'mine'; mine.mkdir(); (mine/'keep.txt').write_text('x')
+    assert shown('-n', '2', NLPBOOK_CACHE=str(mine))[3] == mine and (mine/'keep.txt').exists()   # the user's cache: used, kept

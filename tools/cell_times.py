@@ -3,14 +3,16 @@
 
     OMP_NUM_THREADS=2 python tools/cell_times.py 04_ulmfit.ipynb
 
-Offline, with fresh temporary caches (NLPBOOK_CACHE, FASTAI_HOME, HF_HOME), as under `pytest`.
+Offline, with fresh temporary caches (NLPBOOK_CACHE, FASTAI_HOME, HF_HOME; removed at the end), as under `pytest`;
+`OMP_NUM_THREADS` defaults to 2 (or the one core there is).
 """
-import os, sys, time, tempfile
+import atexit, os, shutil, sys, time, tempfile
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 T = Path(tempfile.mkdtemp(prefix='cell_times_'))
+atexit.register(shutil.rmtree, T, ignore_errors=True)   # the notebook's caches go with the process
 for k, v in dict(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', NLPBOOK_OFFLINE='1', FASTAI_HOME=str(T/'fastai'), HF_HOME=str(T/'hf'),
-                 NLPBOOK_CACHE=str(T/'cache'), MPLBACKEND='Agg', OMP_NUM_THREADS='2', TOKENIZERS_PARALLELISM='false').items(): os.environ.setdefault(k, v)
+                 NLPBOOK_CACHE=str(T/'cache'), MPLBACKEND='Agg', OMP_NUM_THREADS=str(min(2, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1)), TOKENIZERS_PARALLELISM='false').items(): os.environ.setdefault(k, v)
 
 def main(name, top=30):
     import execnb.shell as S
