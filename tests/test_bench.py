@@ -48,7 +48,7 @@ def test_every_script_has_smoke_and_a_row_in_the_readme():
         assert f'bench/{name}' in readme, f'{name} is not in bench/README.md'
 
 def test_text_speaks_of_the_package_not_of_how_it_was_made():
-    "No tracker numbers, lent machines, sessions or transfer folders in bench/ and tools/ (pytest's own logs excepted)."
+    "bench/ and tools/ speak of the package and its measurements, not of how work was tracked or machines obtained (pytest's own logs excepted)."
     bad = re.compile(r'\bissues? \d+|\bissue\'s\b|\blent\b|\.carry\b|\bsessions?\b(?! starts)', re.I)
     hits = [f'{p.relative_to(ROOT)}:{i}: {l.strip()[:80]}' for folder in (BENCH, TOOLS) for p in sorted(folder.rglob('*'))
             if p.is_file() and p.suffix in ('.py', '.md', '.sh', '.json') and 'build' not in p.parts
