@@ -10,12 +10,16 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH/'results'
 
+# The worktree's package, not some other installed copy.
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+from nlpbook_ch.core import usable_cores   # light: nothing in it reads OMP_NUM_THREADS
+
 _TMP = Path(tempfile.gettempdir())
 ENV_DEFAULTS = {
     'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'NLPBOOK_OFFLINE': '1',
     'NLPBOOK_CACHE': str(_TMP/'nlpbook_bench_cache'), 'FASTAI_HOME': str(_TMP/'nlpbook_bench_fastai'),
     'HF_HOME': str(_TMP/'nlpbook_bench_hf'), 'MPLBACKEND': 'Agg', 'TOKENIZERS_PARALLELISM': 'false',
-    'OMP_NUM_THREADS': str(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()),
+    'OMP_NUM_THREADS': str(usable_cores()),
 }
 
 def set_env_defaults():
@@ -23,8 +27,6 @@ def set_env_defaults():
     for k, v in ENV_DEFAULTS.items(): os.environ.setdefault(k, v)
 
 set_env_defaults()
-# The worktree's package, not some other installed copy.
-if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
 
 def cpu_model() -> str:
     try:
@@ -44,7 +46,7 @@ def machine_info() -> dict:
     except (OSError, IndexError, ValueError): mem = 'n/a'
     info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                 host=platform.node(), cpu=cpu_model(), cores=os.cpu_count(),
-                usable_cores=len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(),
+                usable_cores=usable_cores(),
                 torch_threads=torch.get_num_threads(), memory=mem, cuda=torch.cuda.is_available(),
                 python=platform.python_version(), torch=torch.__version__, load_at_start=loadavg())
     for mod in ('fastai', 'transformers', 'sklearn'):

@@ -54,21 +54,25 @@ def _kernel_manager(folder):
     return IPCKernelManager
 
 # %% ../nbs/11_chapter.ipynb #39cd281f
-def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'multicuda', 'online')) -> dict:
-    "Execute one notebook into `out_dir` (cells flagged with one of `skip`, or `#| eval: false`, are not run); return its `FIGURES`."
+def run_notebook(nb_path, out_dir, timeout=3600, skip=('slow', 'cuda', 'multicuda', 'online'), mode=None) -> dict:
+    """Execute one notebook into `out_dir` in `mode` (None: the kernel decides); cells flagged with one of `skip`,
+    `#| eval: false` or calling `nbdev_export` are not run. Return its `FIGURES`."""
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(nb_path, as_version=4)
     for c in nb.cells:
         no_eval = any(l.replace(' ', '').lower() == '#|eval:false' for l in c.source.splitlines())
-        if c.cell_type == 'code' and (no_eval or _cell_flags(c) & set(skip)):
+        exports = 'nbdev_' + 'export(' in c.source   # rewrites the package's modules from the notebooks: nbdev's test skips it too
+                                                     # (and skips a cell that spells the name out whole, hence the +)
+        if c.cell_type == 'code' and (no_eval or exports or _cell_flags(c) & set(skip)):
             c.metadata.setdefault('tags', []).append('skip-execution')   # nbclient leaves these cells unexecuted
     expr = FIGURES.get(Path(nb_path).stem)
     if expr: nb.cells.append(nbformat.v4.new_code_cell(f"import json as _j; print({_MARK!r} + _j.dumps({expr}, default=str))"))
+    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}   # MPLBACKEND=Agg (set by the tests) would stop the kernel from showing plots inline
+    if mode is not None: env['NLPBOOK_MODE'] = mode                    # the kernel's, not this process's
     with tempfile.TemporaryDirectory(prefix='nlpbook-kernel-') as sockets:
         NotebookClient(nb, kernel_name='python3', timeout=timeout, kernel_manager_class=_kernel_manager(sockets),
-                       resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute(
-            env={k: v for k, v in os.environ.items() if k != 'MPLBACKEND'})   # MPLBACKEND=Agg (set by the tests) would stop the kernel from showing plots inline
+                       resources={'metadata': {'path': str(Path(nb_path).parent)}}).execute(env=env)
     figs = {}
     if expr:
         cell = nb.cells.pop()
@@ -126,17 +130,16 @@ def run_chapter(out, mode=None, only=None, log=print) -> dict:
     earlier = _earlier_figures(out/'figures.json', log)
     replaced = [p.name for p in nbs if (out/p.name).exists()]
     if replaced: log(f"replacing the executed copies of an earlier run in {out}: {', '.join(replaced)}")
-    os.environ['NLPBOOK_MODE'] = mode
-    skip = flags_to_skip(os.environ['NLPBOOK_MODE'])
+    skip = flags_to_skip(mode)
     log(f"cells flagged {', '.join(sorted(skip))} are not run on this machine")
     figs, times, made = {}, {}, {}
     for p in nbs:
         t0 = time.time(); log(f'running {p.name} ...')
-        f = run_notebook(p, out, skip=skip)
+        f = run_notebook(p, out, skip=skip, mode=mode)
         figs.update(f); made[p.stem] = dict(mode=mode, figures=sorted(f))
         times[p.stem] = round(time.time() - t0, 1)
         log(f'   {p.name}: {times[p.stem]}s')
-    res = {**figs, 'mode': os.environ['NLPBOOK_MODE'], 'seconds': times}
+    res = {**figs, 'mode': mode, 'seconds': times}
     merged = _merge_figures(earlier, res, made)
     kept = sorted(set(merged['notebooks']) - set(made))
     if kept: log(f"figures.json keeps the figures of {', '.join(kept)} from an earlier run"

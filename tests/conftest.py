@@ -2,32 +2,12 @@
 
 These run before any test module imports torch, fastai or transformers, so the libraries read them.
 """
-import atexit, math, os, shutil, tempfile
+import atexit, os, shutil, tempfile
 from pathlib import Path
 import pytest
 
-def _cgroup_cpus():
-    "The CPU quota of this process's cgroup in cores (v2 `cpu.max` or v1 `cpu.cfs_quota_us`, here or above), None if unlimited."
-    try: rel = next((l.split(':', 2)[2].strip() for l in Path('/proc/self/cgroup').read_text().splitlines() if l.startswith('0::')), '/')
-    except OSError: rel = '/'
-    base, quotas = Path('/sys/fs/cgroup'), []
-    for d in [base/rel.lstrip('/'), *(base/rel.lstrip('/')).parents]:
-        if d == base.parent: break
-        try:
-            q, per = (d/'cpu.max').read_text().split()
-            if q != 'max': quotas.append(int(q) / int(per))
-        except (OSError, ValueError): pass
-    try:
-        q, per = (int((base/'cpu'/f).read_text()) for f in ('cpu.cfs_quota_us', 'cpu.cfs_period_us'))
-        if q > 0: quotas.append(q / per)
-    except (OSError, ValueError): pass
-    return min(quotas) if quotas else None
-
-def usable_cores() -> int:
-    "The cores this process may use: its CPU affinity, capped by a cgroup's CPU quota (a container given 2 of 64 cores)."
-    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    q = _cgroup_cpus()
-    return n if q is None else min(n, max(1, math.ceil(q)))
+try: from nlpbook_ch.core import usable_cores   # imports nothing that reads OMP_NUM_THREADS (NumPy's BLAS would)
+except ImportError as e: raise SystemExit(f"the tests need the package installed: pip install -e '.[dev]' ({e})")
 
 _TMP = Path(tempfile.mkdtemp(prefix='nlpbook_ch_tests_'))
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)   # the caches below (about 120 MB a run) go when the process ends
@@ -53,7 +33,8 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 # on the cores, 2 threads made a small fastai training run 3-35x slower (OpenMP threads spinning against each other).
 # pytest.ini runs the tests in pytest-xdist workers (one per core, at most 4): the workers share the cores out as threads
 # (one each on 2 cores; more workers than cores, `-n 8` on 2, still one each). Without workers (`pytest -n 0`): one
-# thread, which a machine shared with other jobs needs. The user's OMP_NUM_THREADS applies to each process.
+# thread, which a machine shared with other jobs needs. The user's OMP_NUM_THREADS applies to each process, and `-n auto`
+# then starts only as many workers as have that many cores each.
 def worker_threads(cores:int, workers:int, worker:int) -> int:
     "Threads for worker number `worker` of `workers`: the cores shared out, the first `cores % workers` workers one more."
     return max(1, cores // workers + (worker < cores % workers))
@@ -72,10 +53,16 @@ def pytest_configure(config):
     if 'online' in config.getoption('--nb-flags').split():
         for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'NLPBOOK_OFFLINE'): os.environ[k] = '0'
 
-@pytest.hookimpl(optionalhook=True)   # a pytest-xdist hook: `-n auto` (pytest.ini) starts one worker per usable core, at most 4
+def auto_workers(cores:int, user_threads:str|None=None) -> int:
+    "Workers for `-n auto`: one per core, at most 4; with the user's thread count, as many as have that many cores each."
+    try: per = max(1, int(user_threads)) if user_threads is not None else 1
+    except ValueError: per = 1   # not a number: torch ignores it too
+    return max(1, min(4, cores // per))
+
+@pytest.hookimpl(optionalhook=True)   # a pytest-xdist hook: `-n auto` (pytest.ini) starts `auto_workers` workers
 def pytest_xdist_auto_num_workers(config):
     if os.environ.get('PYTEST_XDIST_AUTO_NUM_WORKERS'): return None   # pytest-xdist's own setting, read by its own hook
-    return min(4, usable_cores())
+    return auto_workers(usable_cores(), os.environ[_THREADS] if _THREADS in _USER_SET else None)
 
 # The longest test, started first so that the other workers share the rest of the suite meanwhile (measured on an idle
 # 2-core machine: 04_ulmfit 382 s with 2 threads, every other test 31 s or less).

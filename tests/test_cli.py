@@ -74,9 +74,13 @@ def run(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     first = subprocess.Popen([*EXE, *_args(['ulmfit', '--mode', 'quick', '--config', d/'tiny.json', '--out', out, '--stop-after', 'lm_frozen'])],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_umask022)
+    def lock_pid():   # the lock is created first and its pid written after: an empty file is not read yet
+        try: words = (out/'.lock').read_text().split()
+        except FileNotFoundError: return None
+        return int(words[0]) if words else None
     t0 = time.time()
-    while not (out/'.lock').exists() and first.poll() is None and time.time() - t0 < 120: time.sleep(0.02)
-    holder = int((out/'.lock').read_text().split()[0]) if (out/'.lock').exists() else None   # (None: a version without the lock)
+    while lock_pid() is None and first.poll() is None and time.time() - t0 < 120: time.sleep(0.02)
+    holder = lock_pid()   # (None: a version without the lock)
     if holder: os.kill(holder, signal.SIGSTOP)   # the first job is paused while it holds the folder: no race with its finishing
     try:
         t0 = time.time()

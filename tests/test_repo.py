@@ -122,5 +122,7 @@ def test_test_workers_share_the_cores(tmp_path):
     t, w, k, cache, root, _ = shown('-n', '0')
     assert (t, w, k) == (1, 'None', 'None') and cache == root/'nlpbook_cache'   # one process: one thread
     assert shown('-n', '2', OMP_NUM_THREADS='3')[0] == 3                     # the user's setting wins
+    assert shown(OMP_NUM_THREADS=str(cores))[:2] == (cores, '1')             # -n auto: as many workers as have that many cores
+    assert shown(OMP_NUM_THREADS='1')[:2] == (1, str(min(4, cores)))
     mine = tmp_path/'mine'; mine.mkdir(); (mine/'keep.txt').write_text('x')
     assert shown('-n', '2', NLPBOOK_CACHE=str(mine))[3] == mine and (mine/'keep.txt').exists()   # the user's cache: used, kept

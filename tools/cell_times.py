@@ -9,10 +9,12 @@ Offline, with fresh temporary caches (NLPBOOK_CACHE, FASTAI_HOME, HF_HOME; remov
 import atexit, os, shutil, sys, time, tempfile
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+from nlpbook_ch.core import usable_cores   # light: nothing in it reads OMP_NUM_THREADS
 T = Path(tempfile.mkdtemp(prefix='cell_times_'))
 atexit.register(shutil.rmtree, T, ignore_errors=True)   # the notebook's caches go with the process
 for k, v in dict(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', NLPBOOK_OFFLINE='1', FASTAI_HOME=str(T/'fastai'), HF_HOME=str(T/'hf'),
-                 NLPBOOK_CACHE=str(T/'cache'), MPLBACKEND='Agg', OMP_NUM_THREADS=str(min(2, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1)), TOKENIZERS_PARALLELISM='false').items(): os.environ.setdefault(k, v)
+                 NLPBOOK_CACHE=str(T/'cache'), MPLBACKEND='Agg', OMP_NUM_THREADS=str(min(2, usable_cores())), TOKENIZERS_PARALLELISM='false').items(): os.environ.setdefault(k, v)
 
 def main(name, top=30):
     import execnb.shell as S
