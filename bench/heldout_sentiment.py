@@ -52,6 +52,7 @@ TARGET_MINUTES, TARGET_ROWS = 10, 10_000
 "The figure asked for: a data set of TARGET_ROWS sentences end to end within TARGET_MINUTES on a 2-core machine."
 
 class SdistError(RuntimeError): "The source distribution could not be fetched, or is not the expected file."
+class SdistDownloadError(SdistError): "pip could not download the source distribution (no network, or the index failed)."
 
 def sha256_of(path) -> str:
     h = hashlib.sha256()
@@ -81,7 +82,7 @@ def fetch_sdist(cache:Path, local=None, sha256:str=SDIST['sha256'], log=print) -
             got = Path(tmp)/SDIST['file']
             if r.returncode != 0 or not got.exists():
                 tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
-                raise SdistError(f"pip could not download {SDIST['name']}=={SDIST['version']} (exit {r.returncode}): {' / '.join(tail)}; "
+                raise SdistDownloadError(f"pip could not download {SDIST['name']}=={SDIST['version']} (exit {r.returncode}): {' / '.join(tail)}; "
                                  f"without a network, pass a copy of {SDIST['file']} with --sdist")
             digest = sha256_of(got)
             if digest != sha256: raise SdistError(f"the downloaded {SDIST['file']} has sha256 {digest}, not {sha256}")

@@ -17,7 +17,7 @@ from functools import partial
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
-from .core import atomic_path, atomic_dir, cache_dir, set_seed, has_cuda, folder_lock, FolderBusyError
+from .core import atomic_path, atomic_dir, cache_dir, set_seed, has_cuda, usable_cores, folder_lock, FolderBusyError
 from .models import AWD_FILES, PRETRAINED_AWD, sha256, pretrained_dirs, find_pretrained, awd_files, model_card, load_tokenizer
 
 # %% ../nbs/03_pretrain.ipynb #1068c4bb
@@ -118,7 +118,7 @@ def tokenize_corpus(texts, max_vocab:int=30000, min_freq:int=3, n_workers:int|No
     from collections import Counter
     from fastai.text.core import tokenize_texts
     from fastai.text.all import defaults
-    n_workers = n_workers if n_workers is not None else (1 if not has_cuda() else min(16, os.cpu_count() or 1))
+    n_workers = n_workers if n_workers is not None else (1 if not has_cuda() else min(16, usable_cores()))
     toks = tokenize_texts(list(texts), n_workers=n_workers)
     counts = Counter(t for doc in toks for t in doc)
     vocab = sorted_vocab(counts, min_freq=min_freq, max_vocab=max_vocab)

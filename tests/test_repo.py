@@ -88,12 +88,20 @@ def test_modules_import_only_lower_notebooks():
     assert not bad, bad
 
 _SHOW = """
-import os, conftest
+import os
+from nlpbook_ch.core import usable_cores
 def test_show(tmp_root):   # a worker's output does not reach the terminal: a file does
     with open(os.environ['SHOW_TO'], 'w') as f:
         f.write(' '.join(str(v) for v in (os.environ['OMP_NUM_THREADS'], os.environ.get('PYTEST_XDIST_WORKER_COUNT'),
-                                          os.environ.get('PYTEST_XDIST_WORKER'), os.environ['NLPBOOK_CACHE'], tmp_root, conftest.usable_cores())))
+                                          os.environ.get('PYTEST_XDIST_WORKER'), os.environ['NLPBOOK_CACHE'], tmp_root, usable_cores())))
 """
+
+def test_auto_workers_leave_room_for_the_users_threads():
+    "`-n auto`: one worker per core, at most 4; with the user's OMP_NUM_THREADS=k, one per k cores, at least one."
+    from conftest import auto_workers
+    assert [auto_workers(c) for c in (1, 2, 3, 16)] == [1, 2, 3, 4]
+    assert [auto_workers(2, '2'), auto_workers(8, '3'), auto_workers(16, '2'), auto_workers(2, '4')] == [1, 2, 4, 1]
+    assert [auto_workers(2, 'x'), auto_workers(2, '0'), auto_workers(2, '-3')] == [2, 2, 2]   # not a thread count: one each
 
 def test_test_workers_share_the_cores(tmp_path):
     "pytest.ini's workers share the usable cores out as threads, each with its own caches, whatever environment they inherit."
@@ -106,7 +114,8 @@ def test_test_workers_share_the_cores(tmp_path):
     def shown(*args, **extra):
         (tmp_path/'shown').unlink(missing_ok=True)
         r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', *args], cwd=tmp_path,
-                           env={**env, **extra, 'SHOW_TO': str(tmp_path/'shown')}, capture_output=True, text=True, timeout=180)
+                           env={**env, **extra, 'SHOW_TO': str(tmp_path/'shown'), 'PYTHONPATH': str(ROOT)},   # this tree's package
+                           capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         threads, workers, worker, cache, root, cores = (tmp_path/'shown').read_text().split()
         assert not Path(root).exists()   # the process's temp caches are gone when it ends
