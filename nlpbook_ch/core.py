@@ -96,11 +96,16 @@ def offline_forced() -> bool:
     return env_flag('NLPBOOK_OFFLINE') or env_flag('HF_HUB_OFFLINE')
 
 def is_online(timeout:float=3, host:str='huggingface.co', port:int=443) -> bool:
-    "Whether a TCP connection to `host:port` opens within `timeout` seconds (False when offline is forced)."
+    "Whether a TCP connection to `host:port` opens within `timeout` seconds in all, name lookup included (False when offline is forced)."
     if offline_forced(): return False
-    try:
-        with socket.create_connection((host, port), timeout=timeout): return True
-    except OSError: return False
+    import threading
+    opened = []
+    def probe():   # the name lookup has no timeout of its own, and each of the host's addresses gets `timeout`: bounded below
+        try:
+            with socket.create_connection((host, port), timeout=timeout): opened.append(True)
+        except OSError: pass
+    t = threading.Thread(target=probe, daemon=True); t.start(); t.join(timeout)
+    return bool(opened)
 
 # %% ../nbs/00_core.ipynb #902f5107
 def _umask() -> int:
